@@ -1,0 +1,82 @@
+/* config.h — the configuration: flags for the simple case or the JSON file of design §6, validated fully
+ * (pure: the parser takes text, never a path it opens itself, except vgp_config_load_file). */
+#ifndef VGP_CONFIG_H
+#define VGP_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "util.h"
+
+#define VGP_COUNT_ALL (-1)
+#define VGP_DEFAULT_VENDOR 0x10de
+#define VGP_DEFAULT_PREFIX "nvidia.com"
+
+enum vgp_numa_policy { VGP_NUMA_BALANCED, VGP_NUMA_PACKED, VGP_NUMA_NONE };
+enum vgp_busy_policy { VGP_BUSY_SKIP, VGP_BUSY_FAIL, VGP_BUSY_WAIT };
+enum vgp_persist { VGP_PERSIST_NONE, VGP_PERSIST_UDEV };
+
+struct vgp_match {
+	uint16_t vendor;          /* default 0x10de */
+	uint16_t *devices;        /* empty: display-class functions (0x03xx) of the vendor */
+	size_t n_devices;
+	char (*addresses)[VGP_ADDR_LEN]; /* normalised, 4-digit domain */
+	size_t n_addresses;
+	int *numa_nodes;
+	size_t n_numa_nodes;
+};
+
+struct vgp_passthrough {
+	struct vgp_match match;
+	int count;                /* >= 1, or VGP_COUNT_ALL */
+	char *resource_name;      /* the NAME part only ("AD102GL_L40S"), NULL = derived from pci.ids */
+	char *json_path;          /* where it came from: "passthrough[0]", "nodes[1].passthrough[0]", "flags" */
+};
+
+struct vgp_node_entry {
+	char **names;             /* fnmatch globs */
+	size_t n_names;
+	struct vgp_passthrough *pt;
+	size_t n_pt;
+};
+
+struct vgp_config {
+	char *source;             /* the file path, or "command line" */
+	char *resource_prefix;    /* default "nvidia.com" */
+	struct vgp_passthrough *pt; /* the top-level passthrough list */
+	size_t n_pt;
+	enum vgp_numa_policy numa_policy;  /* default balanced */
+	enum vgp_busy_policy busy_policy;  /* default skip */
+	int busy_timeout_s;                /* default 60 */
+	enum vgp_persist persist;          /* default none */
+	struct vgp_node_entry *nodes;
+	size_t n_nodes;
+};
+
+/* Parse and validate JSON text. source names the file in every message; messages name the JSON path
+ * ("passthrough[1].count") and the offending value. Errors are usage errors (exit 2). */
+int vgp_config_parse(const char *text, size_t len, const char *source, struct vgp_config *cfg, vgp_error_t *err);
+/* Read the file and parse it. */
+int vgp_config_load_file(const char *path, struct vgp_config *cfg, vgp_error_t *err);
+
+/* A config from the simple flags: --device VENDOR:DEVICE (repeatable), --address BDF (repeatable),
+ * --count N|all (NULL = 1 when devices/addresses are given... see config.c). Usage errors name the flag. */
+int vgp_config_from_flags(char **devices, size_t n_devices, char **addresses, size_t n_addresses,
+			  const char *count, struct vgp_config *cfg, vgp_error_t *err);
+
+/* The passthrough list that applies to node_name: the first nodes[] entry whose glob matches, else the
+ * top-level list. node_name may be NULL only when there are no nodes entries (else a usage error).
+ * *json_base (may be NULL) receives "nodes[i]" or "" for messages. */
+int vgp_config_effective(const struct vgp_config *cfg, const char *node_name, const struct vgp_passthrough **pt,
+			 size_t *n_pt, int *node_index, vgp_error_t *err);
+
+/* Parse "N" or "all" (flags and JSON share it). Returns 0 or -1. */
+int vgp_parse_count(const char *s, int *out);
+/* Parse "10de:26b9" into vendor and device. Returns 0 or -1. */
+int vgp_parse_vendor_device(const char *s, uint16_t *vendor, uint16_t *device);
+
+void vgp_config_free(struct vgp_config *cfg);
+
+#endif

@@ -1,0 +1,72 @@
+/* plan.h — the pure decision: inventory + config (+ the journal's sticky list) -> what happens to each GPU.
+ * No I/O. Deterministic: the same inputs give the same plan. */
+#ifndef VGP_PLAN_H
+#define VGP_PLAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "error.h"
+#include "names.h"
+#include "pci.h"
+
+enum vgp_action {
+	VGP_ACT_KEEP,        /* stays on its driver (for containers) */
+	VGP_ACT_BIND,        /* moves to vfio-pci with its group's other functions */
+	VGP_ACT_PASSTHROUGH, /* already on vfio-pci (or a variant) */
+	VGP_ACT_INELIGIBLE,  /* cannot be passed through: reason says why */
+};
+
+struct vgp_plan_gpu {
+	size_t dev;              /* index into inventory->devs */
+	enum vgp_action action;
+	char reason[192];
+	int entry;               /* index of the passthrough entry that matched, -1 = none */
+	char resource[VGP_RESOURCE_LEN]; /* "nvidia.com/AD102GL_L40S" when matched by an entry, else "" */
+	size_t *members;         /* indices into inventory->devs of every function of the IOMMU group,
+	                            the GPU first, then the others by address (bridges excluded) */
+	size_t n_members;
+	bool busy;               /* has holders */
+};
+
+struct vgp_plan_resource {
+	char name[VGP_RESOURCE_LEN];
+	int entry;
+	int wanted;              /* the entry's count, VGP_COUNT_ALL for all */
+	size_t matched;          /* eligible GPUs that match the entry */
+	size_t *gpus;            /* indices into plan->gpus of the selected (bind + passthrough), address order */
+	size_t n_gpus;
+};
+
+struct vgp_plan {
+	struct vgp_plan_gpu *gpus; /* every GPU-like function: display class of a matched vendor, or matched ids */
+	size_t n;
+	struct vgp_plan_resource *res;
+	size_t n_res;
+	char **warnings;           /* NVSwitch split, repaired names, shared names, shortfalls ... */
+	size_t n_warnings;
+	bool iommu;
+	bool shortfall;            /* some entry wanted more than it could get */
+	char *shortfall_msg;       /* first shortfall, with both numbers */
+};
+
+struct vgp_plan_input {
+	const struct vgp_inventory *inv;
+	const struct vgp_config *cfg;
+	const struct vgp_passthrough *pt; /* the effective list (vgp_config_effective) */
+	size_t n_pt;
+	const char *const *sticky;       /* GPU addresses the journal says were passed through before */
+	size_t n_sticky;
+	const char *const *exclude;      /* GPUs found busy at bind time (unbind lock refused): never selected */
+	const char *const *exclude_why;
+	size_t n_exclude;
+};
+
+/* Errors: two entries deriving one resource name (usage error). A shortfall is NOT an error here: it sets
+ * plan->shortfall and the caller decides (plan/bind exit 2, serve serves what exists). */
+int vgp_plan_build(const struct vgp_plan_input *in, struct vgp_plan *plan, vgp_error_t *err);
+void vgp_plan_free(struct vgp_plan *plan);
+const char *vgp_action_name(enum vgp_action a);
+
+#endif

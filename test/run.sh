@@ -1,0 +1,98 @@
+#!/bin/bash
+# run.sh — runs the test suites and prints one closing line "N passed, N failed[, N skipped]".
+#
+# Suites (VGP_SUITES, default all of them, in this order):
+#   unit         criterion unit tests of the default build
+#   integration  test/integration/*.sh against the default build (fixture nodes, simulated kernel, fake kubelet)
+#   asan         the unit tests and integration scripts again, built with ASan+UBSan (build/asan)
+#   valgrind     the unit tests and the integration scripts marked "# valgrind: yes", every plugin process
+#                under valgrind (zero errors, zero definite leaks)
+#   e2e          test/e2e/run.sh: qemu guest with a real kernel, IOMMU and vfio-pci
+# An integration script passes with exit 0, skips with 77, fails otherwise; its output is shown on failure.
+set -u
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SUITES=${VGP_SUITES:-"unit integration asan valgrind e2e"}
+pass=0 fail=0 skip=0
+failed=()
+LOGDIR=$(mktemp -d /tmp/vgp-test.XXXXXX)
+
+run_units() { # $1 = build dir, $2 = label, $3 = wrapper
+	local dir=$1 label=$2 wrap=${3:-}
+	for t in "$dir"/test/test_*; do
+		[ -x "$t" ] || continue
+		local name log
+		name=$(basename "$t")
+		log="$LOGDIR/$label-$name.log"
+		if $wrap "$t" --jobs 2 >"$log" 2>&1; then
+			pass=$((pass + 1)); echo "ok    $label $name"
+		else
+			fail=$((fail + 1)); failed+=("$label $name"); echo "FAIL  $label $name"; tail -n 40 "$log"
+		fi
+		grep -h '^\[====\] Synthesis' "$log" | sed "s/^/      /"
+	done
+}
+
+run_scripts() { # $1 = bin dir, $2 = label, $3 = wrapper for plugin processes, $4 = only marked scripts
+	local bindir=$1 label=$2 wrap=${3:-} only=${4:-}
+	for s in test/integration/*.sh; do
+		[ -f "$s" ] || continue
+		case "$(basename "$s")" in lib*.sh) continue ;; esac
+		if [ -n "$only" ] && ! grep -q '^# valgrind: yes' "$s"; then continue; fi
+		local name log rc start
+		name=$(basename "$s" .sh)
+		log="$LOGDIR/$label-$name.log"
+		start=$(date +%s)
+		VGP_ROOT=$ROOT VGP_BIN=$ROOT/$bindir VGP_WRAP="$wrap" bash "$s" >"$log" 2>&1
+		rc=$?
+		if [ $rc -eq 0 ]; then
+			pass=$((pass + 1)); echo "ok    $label $name ($(( $(date +%s) - start ))s)"
+		elif [ $rc -eq 77 ]; then
+			skip=$((skip + 1)); echo "skip  $label $name: $(tail -n 1 "$log")"
+		else
+			fail=$((fail + 1)); failed+=("$label $name"); echo "FAIL  $label $name (exit $rc)"; tail -n 60 "$log"
+		fi
+	done
+}
+
+VALGRIND="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite --track-fds=no"
+for suite in $SUITES; do
+	echo "== $suite"
+	case $suite in
+	unit) run_units build/default unit ;;
+	integration) run_scripts bin integration ;;
+	asan)
+		export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=98
+		export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=97
+		run_units build/asan asan
+		run_scripts build/asan/bin asan
+		unset ASAN_OPTIONS UBSAN_OPTIONS ;;
+	valgrind)
+		run_units build/default valgrind "$VALGRIND --trace-children=yes"
+		run_scripts bin valgrind "$VALGRIND" only-marked ;;
+	e2e)
+		log="$LOGDIR/e2e.log"
+		start=$(date +%s)
+		VGP_ROOT=$ROOT VGP_BIN=$ROOT/bin bash test/e2e/run.sh >"$log" 2>&1
+		rc=$?
+		if [ $rc -eq 0 ]; then
+			n=$(grep -c '^e2e ok ' "$log"); pass=$((pass + n)); echo "ok    e2e ($n scenarios, $(( $(date +%s) - start ))s)"
+			grep '^e2e ok ' "$log" | sed 's/^/      /'
+		elif [ $rc -eq 77 ]; then
+			skip=$((skip + 1)); echo "skip  e2e: $(tail -n 1 "$log")"
+		else
+			fail=$((fail + 1)); failed+=("e2e"); echo "FAIL  e2e (exit $rc)"; tail -n 120 "$log"
+		fi ;;
+	*) echo "unknown suite $suite"; fail=$((fail + 1)) ;;
+	esac
+done
+
+echo
+((${#failed[@]})) && printf 'failed: %s\n' "${failed[@]}"
+echo "logs: $LOGDIR"
+if [ $skip -gt 0 ]; then
+	echo "$pass passed, $fail failed, $skip skipped"
+else
+	echo "$pass passed, $fail failed"
+fi
+[ $fail -eq 0 ]
