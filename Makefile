@@ -47,9 +47,12 @@ all: $(BIN)/vfio-gpu-plugin $(TOOLS) $(UNITS)
 deps:
 	@hack/install-deps.sh
 
+# protoc-c would also emit protobuf-c-rpc service stubs, whose method "Register" collides with the C keyword
+# `register`; the services are served by hand with gRPC's C core, so only the messages are generated.
 $(GEN)/api.pb-c.c $(GEN)/api.pb-c.h: proto/api.proto
 	@mkdir -p $(GEN)
-	protoc-c --proto_path=proto --c_out=$(GEN) proto/api.proto
+	sed '/^service /,/^}/d' proto/api.proto > $(GEN)/api.proto
+	protoc-c --proto_path=$(GEN) --c_out=$(GEN) $(GEN)/api.proto
 
 $(GEN)/api.pb-c.o: $(GEN)/api.pb-c.c
 	$(CC) $(CFLAGS) -Wno-unused-parameter -c -o $@ $<
