@@ -1,0 +1,45 @@
+/* health.h — the device-health watcher of the served GPUs.
+ *
+ * A device is Healthy when <host-root>/sys/bus/pci/devices/<addr> exists, its driver link names vfio-pci or a
+ * vfio-pci variant driver (vgp_driver_is_vfio), and <host-root>/dev/vfio/<group> exists.
+ *
+ * Events: an inotify watch on the <host-root>/dev/vfio directory (a node deleted or re-created) and a
+ * NETLINK_KOBJECT_UEVENT socket (bind/unbind/add/remove of PCI functions: sysfs gives no inotify event when a
+ * driver link changes, and /dev/vfio/<g> stays while any function of the group is still on vfio-pci). The
+ * caller polls the descriptors from vgp_health_fds() and calls vgp_health_process() when one is readable,
+ * and vgp_health_reconcile() periodically as the safety net. When the uevent socket cannot be opened (no
+ * permission, no netlink) a warning is logged and the watcher runs on inotify + reconcile alone. */
+#ifndef VGP_HEALTH_H
+#define VGP_HEALTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "error.h"
+
+struct vgp_health;
+
+struct vgp_health_dev {
+	char addr[16];     /* the GPU function, "0000:61:00.0" */
+	int group;         /* its IOMMU group: /dev/vfio/<group> */
+	char **members;    /* every function of the IOMMU group including the GPU (addresses); may be NULL */
+	size_t n_members;
+};
+
+/* Copy devs (the caller keeps ownership of its array and strings), open the watches and run the initial full
+ * check. Returns 0, or -1 with *err filled (only when dev/vfio cannot be watched or memory runs out). */
+int vgp_health_open(struct vgp_health **h, const char *host_root, const struct vgp_health_dev *devs, size_t n,
+		    vgp_error_t *err);
+/* The descriptors to poll for POLLIN (inotify first, then the uevent socket when open). Returns the count. */
+int vgp_health_fds(struct vgp_health *h, int *fds, size_t max);
+/* Drain every pending event on fd and re-check only the affected devices. Returns the number of devices
+ * whose health changed, or -1 on error (fd not ours, or a read error other than EAGAIN/EINTR). */
+int vgp_health_process(struct vgp_health *h, int fd);
+/* Full re-check of every device. Returns the number whose health changed. */
+int vgp_health_reconcile(struct vgp_health *h);
+/* Is device i (index into the devs given to open) healthy? why (when not NULL) gets "" or the reason, e.g.
+ * "driver is nvidia, not vfio-pci", "device 0000:61:00.0 is gone", "/dev/vfio/12 is missing". */
+bool vgp_health_get(struct vgp_health *h, size_t i, char *why, size_t whylen);
+void vgp_health_close(struct vgp_health *h);
+
+#endif
