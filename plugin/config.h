@@ -30,7 +30,8 @@ struct vgp_match {
 
 struct vgp_passthrough {
 	struct vgp_match match;
-	int count;                /* >= 1, or VGP_COUNT_ALL */
+	int count;                /* >= 1, or VGP_COUNT_ALL; JSON: required unless match.addresses is given
+	                           * (then default = n_addresses, and count <= n_addresses) */
 	char *resource_name;      /* the NAME part only ("AD102GL_L40S"), NULL = derived from pci.ids */
 	char *json_path;          /* where it came from: "passthrough[0]", "nodes[1].passthrough[0]", "flags" */
 };
@@ -56,25 +57,33 @@ struct vgp_config {
 };
 
 /* Parse and validate JSON text. source names the file in every message; messages name the JSON path
- * ("passthrough[1].count") and the offending value. Errors are usage errors (exit 2). */
+ * ("passthrough[1].count") and the offending value: "<source>: <path>: expected <what>, found <json value>".
+ * Errors are usage errors (exit 2). On failure *cfg is left zeroed (vgp_config_free on it is harmless).
+ * Defaults and the rules each field follows are listed at the top of config.c. */
 int vgp_config_parse(const char *text, size_t len, const char *source, struct vgp_config *cfg, vgp_error_t *err);
-/* Read the file and parse it. */
+/* Read the file (at most 1 MiB) and parse it; source = path. An unreadable file is a usage error with the errno
+ * text (err->status = errno). */
 int vgp_config_load_file(const char *path, struct vgp_config *cfg, vgp_error_t *err);
 
-/* A config from the simple flags: --device VENDOR:DEVICE (repeatable), --address BDF (repeatable),
- * --count N|all (NULL = 1 when devices/addresses are given... see config.c). Usage errors name the flag. */
+/* A config from the simple flags: --device VENDOR:DEVICE or DEVICE (vendor 10de) (repeatable, one vendor),
+ * --address BDF (repeatable), --count N|all. Devices and addresses become ONE passthrough entry (json_path
+ * "flags"); count NULL = the number of addresses when addresses are given, else 1. --count alone: display-class
+ * GPUs of vendor 10de. No flags at all: an empty passthrough list (every GPU is kept). source = "command line".
+ * Usage errors name the flag ("--device 'xyz': expected VENDOR:DEVICE ..."). */
 int vgp_config_from_flags(char **devices, size_t n_devices, char **addresses, size_t n_addresses,
 			  const char *count, struct vgp_config *cfg, vgp_error_t *err);
 
-/* The passthrough list that applies to node_name: the first nodes[] entry whose glob matches, else the
- * top-level list. node_name may be NULL only when there are no nodes entries (else a usage error).
- * *json_base (may be NULL) receives "nodes[i]" or "" for messages. */
+/* The passthrough list that applies to node_name: the first nodes[] entry with a glob (fnmatch, flags 0) that
+ * matches, else the top-level list. node_name may be NULL (or "") only when there are no nodes entries (else a
+ * usage error). *node_index (may be NULL) receives the nodes[] index used, or -1 for the top-level list.
+ * The returned list points into cfg (each entry's json_path names it for messages). */
 int vgp_config_effective(const struct vgp_config *cfg, const char *node_name, const struct vgp_passthrough **pt,
 			 size_t *n_pt, int *node_index, vgp_error_t *err);
 
-/* Parse "N" or "all" (flags and JSON share it). Returns 0 or -1. */
+/* Parse "N" (decimal, 1..65535) or "all" (-> VGP_COUNT_ALL). Returns 0 or -1. */
 int vgp_parse_count(const char *s, int *out);
-/* Parse "10de:26b9" into vendor and device. Returns 0 or -1. */
+/* Parse "10de:26b9" (or "26b9" alone: vendor 10de) into vendor and device; 4 hex digits each, any case,
+ * ffff refused. Returns 0 or -1. */
 int vgp_parse_vendor_device(const char *s, uint16_t *vendor, uint16_t *device);
 
 void vgp_config_free(struct vgp_config *cfg);

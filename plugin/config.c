@@ -1,0 +1,829 @@
+/* config.c — the configuration (design §6): the JSON file parsed with jansson and validated fully, the simple
+ * flags (--device/--address/--count) turned into the same structure, and the choice of the per-node passthrough
+ * list. Pure apart from vgp_config_load_file, which reads the file it is given.
+ *
+ * Every invalid input is a usage error (exit 2) with one message: "<source>: <json path>: expected <what>,
+ * found <value>" (the value as JSON). Unknown keys are errors at every level.
+ *
+ * Defaults: resourcePrefix "nvidia.com"; passthrough [] (nothing is passed through: every GPU is kept);
+ * match.vendor "10de"; match.devices [] (display-class functions, 0x03xx, of the vendor); count required,
+ * except when match.addresses is given: then it defaults to the number of addresses (and may not exceed it);
+ * resourceName null (derived from pci.ids); numaPolicy "balanced"; busy.policy "skip";
+ * busy.timeoutSeconds 60; persist "none"; nodes [] (nodes[i].names and nodes[i].passthrough are required,
+ * names non-empty, passthrough may be [] = nothing passed through on those nodes). */
+#include "config.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define PATH_MAX_JSON 256
+#define VALUE_SHOWN_MAX 80
+#define VGP_COUNT_MAX 65535
+#define VGP_NUMA_MAX 1023
+#define VGP_TIMEOUT_MAX 86400
+#define VGP_CONFIG_FILE_MAX (1024 * 1024)
+
+/* jansson (>= 2.9) provides json_decrefp() for exactly this. */
+#define _cleanup_json_ __attribute__((cleanup(json_decrefp)))
+
+struct ctx {
+	const char *src;
+	vgp_error_t *err;
+};
+
+static int
+oom(vgp_error_t *err)
+{
+	return vgp_make_error(err, ENOMEM, "out of memory while reading the configuration");
+}
+
+/* The value as compact JSON, shortened: for messages. Never NULL (falls back to a static text). */
+static char *
+render(const json_t *v)
+{
+	char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+	if (s == NULL)
+		return strdup("(unprintable)");
+	if (strlen(s) > VALUE_SHOWN_MAX)
+		strcpy(s + VALUE_SHOWN_MAX - 3, "...");
+	return s;
+}
+
+/* "<src>: <path>: expected <expected>, found <value>" */
+static int
+expected(struct ctx *c, const char *path, const json_t *found, const char *what)
+{
+	_cleanup_free_ char *shown = render(found);
+	return vgp_make_usage_error(c->err, "%s: %s: expected %s, found %s", c->src, *path ? path : "(top level)",
+				    what, shown ? shown : "?");
+}
+
+/* "<src>: <path>: <message>" */
+static int __attribute__((format(printf, 3, 4)))
+fail_at(struct ctx *c, const char *path, const char *fmt, ...)
+{
+	_cleanup_free_ char *msg = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	if (msg == NULL)
+		return oom(c->err);
+	return vgp_make_usage_error(c->err, "%s: %s: %s", c->src, *path ? path : "(top level)", msg);
+}
+
+/* A too long path (only a huge unknown key can make one) is cut and ends in "...". */
+static void
+cut_path(char out[PATH_MAX_JSON], int n)
+{
+	if (n < 0 || n >= PATH_MAX_JSON)
+		strcpy(out + PATH_MAX_JSON - 4, "...");
+}
+
+static void
+child_key(char out[PATH_MAX_JSON], const char *base, const char *key)
+{
+	cut_path(out, snprintf(out, PATH_MAX_JSON, "%s%s%s", base, *base ? "." : "", key));
+}
+
+static void
+child_index(char out[PATH_MAX_JSON], const char *base, size_t i)
+{
+	cut_path(out, snprintf(out, PATH_MAX_JSON, "%s[%zu]", base, i));
+}
+
+/* Every key of obj must be one of allowed (NULL-terminated). */
+static int
+check_keys(struct ctx *c, const char *path, json_t *obj, const char *const *allowed, const char *allowed_text)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach (obj, key, v) {
+		bool ok = false;
+		for (size_t i = 0; allowed[i] != NULL; i++)
+			if (strcmp(key, allowed[i]) == 0)
+				ok = true;
+		if (!ok) {
+			char p[PATH_MAX_JSON];
+			child_key(p, path, key);
+			return fail_at(c, p, "unknown key '%.64s%s' (expected one of: %s)", key,
+				       strlen(key) > 64 ? "..." : "", allowed_text);
+		}
+	}
+	return 0;
+}
+
+/* Exactly four hex digits. */
+static int
+parse_hex4(const char *s, uint16_t *out)
+{
+	unsigned v = 0;
+	if (s == NULL || strlen(s) != 4)
+		return -1;
+	for (int i = 0; i < 4; i++) {
+		char ch = s[i];
+		unsigned d;
+		if (ch >= '0' && ch <= '9')
+			d = (unsigned) (ch - '0');
+		else if (ch >= 'a' && ch <= 'f')
+			d = (unsigned) (ch - 'a' + 10);
+		else if (ch >= 'A' && ch <= 'F')
+			d = (unsigned) (ch - 'A' + 10);
+		else
+			return -1;
+		v = v * 16 + d;
+	}
+	if (v == 0xffff) /* what a missing function reads as */
+		return -1;
+	*out = (uint16_t) v;
+	return 0;
+}
+
+int
+vgp_parse_vendor_device(const char *s, uint16_t *vendor, uint16_t *device)
+{
+	const char *colon;
+	char vbuf[8];
+	uint16_t v, d;
+
+	if (s == NULL)
+		return -1;
+	colon = strchr(s, ':');
+	if (colon == NULL) {
+		if (parse_hex4(s, &d) < 0)
+			return -1;
+		v = VGP_DEFAULT_VENDOR;
+	} else {
+		if ((size_t) (colon - s) != 4)
+			return -1;
+		memcpy(vbuf, s, 4);
+		vbuf[4] = '\0';
+		if (parse_hex4(vbuf, &v) < 0 || parse_hex4(colon + 1, &d) < 0)
+			return -1;
+	}
+	*vendor = v;
+	*device = d;
+	return 0;
+}
+
+int
+vgp_parse_count(const char *s, int *out)
+{
+	long v = 0;
+	if (s == NULL || *s == '\0')
+		return -1;
+	if (strcmp(s, "all") == 0) {
+		*out = VGP_COUNT_ALL;
+		return 0;
+	}
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		v = v * 10 + (*p - '0');
+		if (v > VGP_COUNT_MAX)
+			return -1;
+	}
+	if (v < 1)
+		return -1;
+	*out = (int) v;
+	return 0;
+}
+
+/* The NAME part of a resource: 1..63 chars [A-Za-z0-9._-], starting and ending alphanumeric. */
+static bool
+name_valid(const char *s)
+{
+	size_t n = strlen(s);
+	if (n < 1 || n > 63)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+		if (!alnum && ch != '.' && ch != '_' && ch != '-')
+			return false;
+		if ((i == 0 || i == n - 1) && !alnum)
+			return false;
+	}
+	return true;
+}
+
+/* A DNS-1123 subdomain: at most 253 chars, dot-separated labels of 1..63 [a-z0-9-], each starting and ending
+ * with [a-z0-9]. */
+static bool
+prefix_valid(const char *s)
+{
+	size_t n = strlen(s), label = 0;
+	if (n < 1 || n > 253)
+		return false;
+	for (size_t i = 0; i <= n; i++) {
+		char ch = s[i];
+		if (ch == '.' || ch == '\0') {
+			if (label == 0 || s[i - 1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
+		if (!alnum && ch != '-')
+			return false;
+		if (label == 0 && ch == '-')
+			return false;
+		if (++label > 63)
+			return false;
+	}
+	return true;
+}
+
+/* Kubernetes treats names in the kubernetes.io domain as native resources: kubelet refuses a device plugin
+ * registering one. */
+static bool
+prefix_reserved(const char *s)
+{
+	size_t n = strlen(s), k = strlen("kubernetes.io");
+	if (strcmp(s, "kubernetes.io") == 0)
+		return true;
+	return n > k && strcmp(s + n - k, "kubernetes.io") == 0 && s[n - k - 1] == '.';
+}
+
+static void
+match_free(struct vgp_match *m)
+{
+	free(m->devices);
+	free(m->addresses);
+	free(m->numa_nodes);
+	memset(m, 0, sizeof(*m));
+}
+
+static void
+pt_list_free(struct vgp_passthrough *pt, size_t n)
+{
+	if (pt == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		match_free(&pt[i].match);
+		free(pt[i].resource_name);
+		free(pt[i].json_path);
+	}
+	free(pt);
+}
+
+void
+vgp_config_free(struct vgp_config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	free(cfg->source);
+	free(cfg->resource_prefix);
+	pt_list_free(cfg->pt, cfg->n_pt);
+	if (cfg->nodes != NULL) {
+		for (size_t i = 0; i < cfg->n_nodes; i++) {
+			struct vgp_node_entry *ne = &cfg->nodes[i];
+			for (size_t j = 0; j < ne->n_names; j++)
+				free(ne->names[j]);
+			free(ne->names);
+			pt_list_free(ne->pt, ne->n_pt);
+		}
+		free(cfg->nodes);
+	}
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+static void
+config_cleanup(struct vgp_config *cfg)
+{
+	vgp_config_free(cfg);
+}
+#define _cleanup_config_ __attribute__((cleanup(config_cleanup)))
+
+static void
+config_defaults(struct vgp_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->numa_policy = VGP_NUMA_BALANCED;
+	cfg->busy_policy = VGP_BUSY_SKIP;
+	cfg->busy_timeout_s = 60;
+	cfg->persist = VGP_PERSIST_NONE;
+}
+
+/* One of names[] (a string enum). */
+static int
+parse_enum(struct ctx *c, const char *path, json_t *v, const char *const *names, const char *text, int *out)
+{
+	if (json_is_string(v)) {
+		for (int i = 0; names[i] != NULL; i++) {
+			if (strcmp(json_string_value(v), names[i]) == 0) {
+				*out = i;
+				return 0;
+			}
+		}
+	}
+	return expected(c, path, v, text);
+}
+
+static int
+parse_match(struct ctx *c, const char *path, json_t *obj, struct vgp_match *m)
+{
+	static const char *const keys[] = { "vendor", "devices", "addresses", "numaNodes", NULL };
+	char p[PATH_MAX_JSON], q[PATH_MAX_JSON];
+	json_t *v, *item;
+	size_t i;
+
+	m->vendor = VGP_DEFAULT_VENDOR;
+	if (!json_is_object(obj))
+		return expected(c, path, obj, "an object (keys vendor, devices, addresses, numaNodes)");
+	if (check_keys(c, path, obj, keys, "vendor, devices, addresses, numaNodes") < 0)
+		return -1;
+
+	if ((v = json_object_get(obj, "vendor")) != NULL) {
+		child_key(p, path, "vendor");
+		if (!json_is_string(v) || parse_hex4(json_string_value(v), &m->vendor) < 0)
+			return expected(c, p, v, "a PCI vendor id of 4 hex digits (\"10de\")");
+	}
+
+	if ((v = json_object_get(obj, "devices")) != NULL) {
+		child_key(p, path, "devices");
+		if (!json_is_array(v))
+			return expected(c, p, v, "an array of PCI device ids of 4 hex digits ([\"26b9\"])");
+		m->devices = calloc(json_array_size(v) + 1, sizeof(*m->devices));
+		if (m->devices == NULL)
+			return oom(c->err);
+		json_array_foreach (v, i, item) {
+			uint16_t d;
+			child_index(q, p, i);
+			if (!json_is_string(item) || parse_hex4(json_string_value(item), &d) < 0)
+				return expected(c, q, item, "a PCI device id of 4 hex digits (\"26b9\")");
+			for (size_t j = 0; j < m->n_devices; j++)
+				if (m->devices[j] == d)
+					return fail_at(c, q, "device %04x is listed twice (also %s[%zu])", d, p, j);
+			m->devices[m->n_devices++] = d;
+		}
+	}
+
+	if ((v = json_object_get(obj, "addresses")) != NULL) {
+		child_key(p, path, "addresses");
+		if (!json_is_array(v))
+			return expected(c, p, v, "an array of PCI addresses ([\"0000:3b:00.0\"])");
+		m->addresses = calloc(json_array_size(v) + 1, sizeof(*m->addresses));
+		if (m->addresses == NULL)
+			return oom(c->err);
+		json_array_foreach (v, i, item) {
+			char a[VGP_ADDR_LEN];
+			child_index(q, p, i);
+			if (!json_is_string(item) || vgp_addr_normalize(json_string_value(item), a) < 0)
+				return expected(c, q, item,
+						"a PCI address DOMAIN:BUS:DEVICE.FUNCTION (\"0000:3b:00.0\") or BUS:DEVICE.FUNCTION (\"3b:00.0\")");
+			for (size_t j = 0; j < m->n_addresses; j++)
+				if (strcmp(m->addresses[j], a) == 0)
+					return fail_at(c, q, "address %s is listed twice (also %s[%zu])", a, p, j);
+			memcpy(m->addresses[m->n_addresses++], a, VGP_ADDR_LEN);
+		}
+	}
+
+	if ((v = json_object_get(obj, "numaNodes")) != NULL) {
+		child_key(p, path, "numaNodes");
+		if (!json_is_array(v))
+			return expected(c, p, v, "an array of NUMA node numbers ([0, 1])");
+		m->numa_nodes = calloc(json_array_size(v) + 1, sizeof(*m->numa_nodes));
+		if (m->numa_nodes == NULL)
+			return oom(c->err);
+		json_array_foreach (v, i, item) {
+			json_int_t n;
+			child_index(q, p, i);
+			if (!json_is_integer(item) || (n = json_integer_value(item)) < 0 || n > VGP_NUMA_MAX)
+				return expected(c, q, item, "a NUMA node number (an integer 0..1023)");
+			for (size_t j = 0; j < m->n_numa_nodes; j++)
+				if (m->numa_nodes[j] == (int) n)
+					return fail_at(c, q, "NUMA node %d is listed twice (also %s[%zu])", (int) n, p, j);
+			m->numa_nodes[m->n_numa_nodes++] = (int) n;
+		}
+	}
+	return 0;
+}
+
+static int
+parse_passthrough(struct ctx *c, const char *path, json_t *obj, struct vgp_passthrough *pt)
+{
+	static const char *const keys[] = { "match", "count", "resourceName", NULL };
+	char p[PATH_MAX_JSON];
+	json_t *v;
+
+	pt->json_path = strdup(path);
+	if (pt->json_path == NULL)
+		return oom(c->err);
+	pt->match.vendor = VGP_DEFAULT_VENDOR;
+	if (!json_is_object(obj))
+		return expected(c, path, obj, "an object (keys match, count, resourceName)");
+	if (check_keys(c, path, obj, keys, "match, count, resourceName") < 0)
+		return -1;
+
+	if ((v = json_object_get(obj, "match")) != NULL) {
+		child_key(p, path, "match");
+		if (parse_match(c, p, v, &pt->match) < 0)
+			return -1;
+	}
+
+	child_key(p, path, "count");
+	if ((v = json_object_get(obj, "count")) != NULL) {
+		json_int_t n;
+		if (json_is_string(v) && strcmp(json_string_value(v), "all") == 0)
+			pt->count = VGP_COUNT_ALL;
+		else if (json_is_integer(v) && (n = json_integer_value(v)) >= 1 && n <= VGP_COUNT_MAX)
+			pt->count = (int) n;
+		else
+			return expected(c, p, v, "a positive integer (1..65535) or \"all\"");
+		if (pt->match.n_addresses > 0 && pt->count != VGP_COUNT_ALL && (size_t) pt->count > pt->match.n_addresses)
+			return fail_at(c, p, "count %d is larger than the %zu address%s in match.addresses", pt->count,
+				       pt->match.n_addresses, pt->match.n_addresses == 1 ? "" : "es");
+	} else if (pt->match.n_addresses > 0) {
+		pt->count = (int) pt->match.n_addresses;
+	} else {
+		return fail_at(c, p,
+			       "missing: expected a positive integer or \"all\" (count may be left out only when "
+			       "match.addresses is given)");
+	}
+
+	child_key(p, path, "resourceName");
+	if ((v = json_object_get(obj, "resourceName")) != NULL && !json_is_null(v)) {
+		const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+		if (s != NULL && strchr(s, '/') != NULL)
+			return expected(c, p, v,
+					"the NAME part only, without the prefix (set resourcePrefix for the part before "
+					"the '/')");
+		if (s == NULL || !name_valid(s))
+			return expected(c, p, v,
+					"null or a resource NAME (1-63 characters of A-Z a-z 0-9 . _ -, starting and "
+					"ending with a letter or digit)");
+		pt->resource_name = strdup(s);
+		if (pt->resource_name == NULL)
+			return oom(c->err);
+	}
+	return 0;
+}
+
+/* A passthrough list: sets *out and *n_out at once so the caller's cleanup frees a partly filled list. */
+static int
+parse_pt_list(struct ctx *c, const char *path, json_t *arr, struct vgp_passthrough **out, size_t *n_out)
+{
+	char p[PATH_MAX_JSON];
+	json_t *item;
+	size_t i, n;
+
+	if (!json_is_array(arr))
+		return expected(c, path, arr, "an array of passthrough entries ({\"match\": ..., \"count\": ...})");
+	n = json_array_size(arr);
+	*out = calloc(n + 1, sizeof(**out));
+	if (*out == NULL)
+		return oom(c->err);
+	*n_out = n;
+	json_array_foreach (arr, i, item) {
+		struct vgp_passthrough *pt = &(*out)[i];
+		child_index(p, path, i);
+		if (parse_passthrough(c, p, item, pt) < 0)
+			return -1;
+		for (size_t j = 0; j < i; j++) {
+			const struct vgp_passthrough *o = &(*out)[j];
+			if (pt->resource_name != NULL && o->resource_name != NULL &&
+			    strcmp(pt->resource_name, o->resource_name) == 0) {
+				char q[PATH_MAX_JSON];
+				child_key(q, p, "resourceName");
+				return fail_at(c, q, "resource name \"%s\" is already used by %s", pt->resource_name,
+					       o->json_path);
+			}
+			for (size_t a = 0; a < pt->match.n_addresses; a++) {
+				for (size_t b = 0; b < o->match.n_addresses; b++) {
+					if (strcmp(pt->match.addresses[a], o->match.addresses[b]) == 0) {
+						char q[PATH_MAX_JSON];
+						cut_path(q, snprintf(q, sizeof(q), "%s.match.addresses[%zu]", p, a));
+						return fail_at(c, q, "address %s is already matched by %s.match.addresses[%zu]",
+							       pt->match.addresses[a], o->json_path, b);
+					}
+				}
+			}
+		}
+	}
+	return 0;
+}
+
+static int
+parse_nodes(struct ctx *c, json_t *arr, struct vgp_config *cfg)
+{
+	static const char *const keys[] = { "names", "passthrough", NULL };
+	char p[PATH_MAX_JSON], q[PATH_MAX_JSON], r[PATH_MAX_JSON];
+	json_t *item;
+	size_t i;
+
+	if (!json_is_array(arr))
+		return expected(c, "nodes", arr, "an array of {\"names\": [globs], \"passthrough\": [...]}");
+	cfg->nodes = calloc(json_array_size(arr) + 1, sizeof(*cfg->nodes));
+	if (cfg->nodes == NULL)
+		return oom(c->err);
+	cfg->n_nodes = json_array_size(arr);
+	json_array_foreach (arr, i, item) {
+		struct vgp_node_entry *ne = &cfg->nodes[i];
+		json_t *names, *pt, *name;
+		size_t j;
+
+		child_index(p, "nodes", i);
+		if (!json_is_object(item))
+			return expected(c, p, item, "an object (keys names, passthrough)");
+		if (check_keys(c, p, item, keys, "names, passthrough") < 0)
+			return -1;
+
+		child_key(q, p, "names");
+		names = json_object_get(item, "names");
+		if (names == NULL)
+			return fail_at(c, q, "missing: expected a non-empty array of node name globs ([\"gpu-a-*\"])");
+		if (!json_is_array(names) || json_array_size(names) == 0)
+			return expected(c, q, names, "a non-empty array of node name globs ([\"gpu-a-*\"])");
+		ne->names = calloc(json_array_size(names) + 1, sizeof(*ne->names));
+		if (ne->names == NULL)
+			return oom(c->err);
+		json_array_foreach (names, j, name) {
+			child_index(r, q, j);
+			if (!json_is_string(name) || json_string_length(name) == 0)
+				return expected(c, r, name, "a non-empty node name glob (\"gpu-a-*\")");
+			for (size_t k = 0; k < ne->n_names; k++)
+				if (strcmp(ne->names[k], json_string_value(name)) == 0)
+					return fail_at(c, r, "\"%s\" is listed twice (also %s[%zu])", ne->names[k], q, k);
+			ne->names[ne->n_names] = strdup(json_string_value(name));
+			if (ne->names[ne->n_names] == NULL)
+				return oom(c->err);
+			ne->n_names++;
+		}
+
+		child_key(q, p, "passthrough");
+		pt = json_object_get(item, "passthrough");
+		if (pt == NULL)
+			return fail_at(c, q, "missing: expected an array of passthrough entries (it may be empty)");
+		if (parse_pt_list(c, q, pt, &ne->pt, &ne->n_pt) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int
+vgp_config_parse(const char *text, size_t len, const char *source, struct vgp_config *cfg, vgp_error_t *err)
+{
+	static const char *const keys[] = { "resourcePrefix", "passthrough", "numaPolicy", "busy", "persist", "nodes", NULL };
+	static const char *const numa_names[] = { "balanced", "packed", "none", NULL };
+	static const char *const busy_names[] = { "skip", "fail", "wait", NULL };
+	static const char *const persist_names[] = { "none", "udev", NULL };
+	_cleanup_config_ struct vgp_config c_out = { 0 };
+	_cleanup_json_ json_t *root = NULL;
+	struct ctx c = { .src = source ? source : "config", .err = err };
+	json_error_t jerr;
+	json_t *v;
+	int e;
+
+	config_defaults(&c_out);
+	if (cfg != NULL)
+		memset(cfg, 0, sizeof(*cfg));
+	if (text == NULL || cfg == NULL)
+		return vgp_make_usage_error(err, "%s: no configuration text", c.src);
+
+	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL)
+		return vgp_make_usage_error(err, "%s: line %d, column %d: invalid JSON: %s", c.src, jerr.line,
+					    jerr.column, jerr.text);
+	if (!json_is_object(root))
+		return expected(&c, "", root, "a JSON object ({\"passthrough\": [...], ...})");
+	if (check_keys(&c, "", root, keys, "resourcePrefix, passthrough, numaPolicy, busy, persist, nodes") < 0)
+		return -1;
+
+	c_out.source = strdup(c.src);
+	if (c_out.source == NULL)
+		return oom(err);
+
+	if ((v = json_object_get(root, "resourcePrefix")) != NULL) {
+		if (!json_is_string(v) || !prefix_valid(json_string_value(v)))
+			return expected(&c, "resourcePrefix", v,
+					"a DNS subdomain of lower-case letters, digits, '-' and '.' (\"nvidia.com\")");
+		if (prefix_reserved(json_string_value(v)))
+			return expected(&c, "resourcePrefix", v,
+					"a prefix outside the kubernetes.io domain (reserved for native resources)");
+		c_out.resource_prefix = strdup(json_string_value(v));
+	} else {
+		c_out.resource_prefix = strdup(VGP_DEFAULT_PREFIX);
+	}
+	if (c_out.resource_prefix == NULL)
+		return oom(err);
+
+	if ((v = json_object_get(root, "passthrough")) != NULL) {
+		if (parse_pt_list(&c, "passthrough", v, &c_out.pt, &c_out.n_pt) < 0)
+			return -1;
+	}
+
+	if ((v = json_object_get(root, "numaPolicy")) != NULL) {
+		if (parse_enum(&c, "numaPolicy", v, numa_names, "one of \"balanced\", \"packed\", \"none\"", &e) < 0)
+			return -1;
+		c_out.numa_policy = (enum vgp_numa_policy) e;
+	}
+
+	if ((v = json_object_get(root, "busy")) != NULL) {
+		static const char *const busy_keys[] = { "policy", "timeoutSeconds", NULL };
+		json_t *w;
+		if (!json_is_object(v))
+			return expected(&c, "busy", v, "an object (keys policy, timeoutSeconds)");
+		if (check_keys(&c, "busy", v, busy_keys, "policy, timeoutSeconds") < 0)
+			return -1;
+		if ((w = json_object_get(v, "policy")) != NULL) {
+			if (parse_enum(&c, "busy.policy", w, busy_names, "one of \"skip\", \"fail\", \"wait\"", &e) < 0)
+				return -1;
+			c_out.busy_policy = (enum vgp_busy_policy) e;
+		}
+		if ((w = json_object_get(v, "timeoutSeconds")) != NULL) {
+			json_int_t n;
+			if (!json_is_integer(w) || (n = json_integer_value(w)) < 0 || n > VGP_TIMEOUT_MAX)
+				return expected(&c, "busy.timeoutSeconds", w, "an integer number of seconds 0..86400");
+			c_out.busy_timeout_s = (int) n;
+		}
+	}
+
+	if ((v = json_object_get(root, "persist")) != NULL) {
+		if (parse_enum(&c, "persist", v, persist_names, "one of \"none\", \"udev\"", &e) < 0)
+			return -1;
+		c_out.persist = (enum vgp_persist) e;
+	}
+
+	if ((v = json_object_get(root, "nodes")) != NULL) {
+		if (parse_nodes(&c, v, &c_out) < 0)
+			return -1;
+	}
+
+	*cfg = c_out;
+	memset(&c_out, 0, sizeof(c_out));
+	return 0;
+}
+
+int
+vgp_config_load_file(const char *path, struct vgp_config *cfg, vgp_error_t *err)
+{
+	_cleanup_fclose_ FILE *f = NULL;
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0, cap = 0;
+	struct stat st;
+
+	if (cfg != NULL)
+		memset(cfg, 0, sizeof(*cfg));
+	if (path == NULL || *path == '\0')
+		return vgp_make_usage_error(err, "config file: no path given");
+	f = fopen(path, "re");
+	if (f == NULL || fstat(fileno(f), &st) < 0) {
+		int e = errno;
+		vgp_make_usage_error(err, "%s: cannot read the config file: %s", path, strerror(e));
+		if (err && *err)
+			(*err)->status = e;
+		return -1;
+	}
+	if (S_ISDIR(st.st_mode))
+		return vgp_make_usage_error(err, "%s: cannot read the config file: it is a directory", path);
+	for (;;) {
+		size_t got;
+		if (len == cap) {
+			char *nb;
+			if (cap >= VGP_CONFIG_FILE_MAX)
+				return vgp_make_usage_error(err, "%s: the config file is larger than %d bytes", path,
+							    VGP_CONFIG_FILE_MAX);
+			cap = cap ? cap * 2 : 4096;
+			nb = realloc(buf, cap + 1);
+			if (nb == NULL)
+				return oom(err);
+			buf = nb;
+		}
+		got = fread(buf + len, 1, cap - len, f);
+		len += got;
+		if (got == 0) {
+			if (ferror(f)) {
+				int e = errno ? errno : EIO;
+				vgp_make_usage_error(err, "%s: cannot read the config file: %s", path, strerror(e));
+				if (err && *err)
+					(*err)->status = e;
+				return -1;
+			}
+			break;
+		}
+	}
+	return vgp_config_parse(buf, len, path, cfg, err);
+}
+
+int
+vgp_config_from_flags(char **devices, size_t n_devices, char **addresses, size_t n_addresses, const char *count,
+		      struct vgp_config *cfg, vgp_error_t *err)
+{
+	_cleanup_config_ struct vgp_config c_out = { 0 };
+	struct vgp_passthrough *pt;
+	int cnt = 0;
+
+	config_defaults(&c_out);
+	if (cfg == NULL)
+		return vgp_make_usage_error(err, "command line: no configuration to fill");
+	memset(cfg, 0, sizeof(*cfg));
+	c_out.source = strdup("command line");
+	c_out.resource_prefix = strdup(VGP_DEFAULT_PREFIX);
+	if (c_out.source == NULL || c_out.resource_prefix == NULL)
+		return oom(err);
+
+	if (count != NULL && vgp_parse_count(count, &cnt) < 0)
+		return vgp_make_usage_error(err, "--count '%s': expected a positive integer (1..65535) or \"all\"",
+					    count);
+
+	if (n_devices == 0 && n_addresses == 0 && count == NULL) {
+		/* Nothing asked for: an empty passthrough list (every GPU is kept). */
+		*cfg = c_out;
+		memset(&c_out, 0, sizeof(c_out));
+		return 0;
+	}
+
+	c_out.pt = calloc(1, sizeof(*c_out.pt));
+	if (c_out.pt == NULL)
+		return oom(err);
+	c_out.n_pt = 1;
+	pt = &c_out.pt[0];
+	pt->json_path = strdup("flags");
+	pt->match.vendor = VGP_DEFAULT_VENDOR;
+	pt->match.devices = calloc(n_devices + 1, sizeof(*pt->match.devices));
+	pt->match.addresses = calloc(n_addresses + 1, sizeof(*pt->match.addresses));
+	if (pt->json_path == NULL || pt->match.devices == NULL || pt->match.addresses == NULL)
+		return oom(err);
+
+	for (size_t i = 0; i < n_devices; i++) {
+		uint16_t v, d;
+		if (vgp_parse_vendor_device(devices[i], &v, &d) < 0)
+			return vgp_make_usage_error(err,
+						    "--device '%s': expected VENDOR:DEVICE (4 hex digits each, e.g. "
+						    "10de:26b9) or DEVICE alone (vendor 10de)",
+						    devices[i] ? devices[i] : "");
+		if (i > 0 && v != pt->match.vendor)
+			return vgp_make_usage_error(err,
+						    "--device '%s': vendor %04x differs from vendor %04x of the earlier "
+						    "--device flags (one vendor per command line; use a config file for more)",
+						    devices[i], v, pt->match.vendor);
+		pt->match.vendor = v;
+		for (size_t j = 0; j < pt->match.n_devices; j++)
+			if (pt->match.devices[j] == d)
+				return vgp_make_usage_error(err, "--device '%s': device %04x:%04x is given twice",
+							    devices[i], v, d);
+		pt->match.devices[pt->match.n_devices++] = d;
+	}
+
+	for (size_t i = 0; i < n_addresses; i++) {
+		char a[VGP_ADDR_LEN];
+		if (addresses[i] == NULL || vgp_addr_normalize(addresses[i], a) < 0)
+			return vgp_make_usage_error(err,
+						    "--address '%s': expected a PCI address DOMAIN:BUS:DEVICE.FUNCTION "
+						    "(0000:3b:00.0) or BUS:DEVICE.FUNCTION (3b:00.0)",
+						    addresses[i] ? addresses[i] : "");
+		for (size_t j = 0; j < pt->match.n_addresses; j++)
+			if (strcmp(pt->match.addresses[j], a) == 0)
+				return vgp_make_usage_error(err, "--address '%s': address %s is given twice",
+							    addresses[i], a);
+		memcpy(pt->match.addresses[pt->match.n_addresses++], a, VGP_ADDR_LEN);
+	}
+
+	if (count == NULL)
+		cnt = n_addresses > 0 ? (int) n_addresses : 1;
+	else if (n_addresses > 0 && cnt != VGP_COUNT_ALL && (size_t) cnt > n_addresses)
+		return vgp_make_usage_error(err, "--count %d: larger than the %zu --address flag%s given", cnt,
+					    n_addresses, n_addresses == 1 ? "" : "s");
+	pt->count = cnt;
+
+	*cfg = c_out;
+	memset(&c_out, 0, sizeof(c_out));
+	return 0;
+}
+
+int
+vgp_config_effective(const struct vgp_config *cfg, const char *node_name, const struct vgp_passthrough **pt,
+		     size_t *n_pt, int *node_index, vgp_error_t *err)
+{
+	if (node_index != NULL)
+		*node_index = -1;
+	if (cfg == NULL || pt == NULL || n_pt == NULL)
+		return vgp_make_usage_error(err, "no configuration");
+	if (cfg->n_nodes > 0 && (node_name == NULL || *node_name == '\0'))
+		return vgp_make_usage_error(err,
+					    "%s: config has per-node entries (nodes) but no node name: pass --node-name "
+					    "or set NODE_NAME",
+					    cfg->source ? cfg->source : "config");
+	for (size_t i = 0; i < cfg->n_nodes; i++) {
+		const struct vgp_node_entry *ne = &cfg->nodes[i];
+		for (size_t j = 0; j < ne->n_names; j++) {
+			if (fnmatch(ne->names[j], node_name, 0) == 0) {
+				*pt = ne->pt;
+				*n_pt = ne->n_pt;
+				if (node_index != NULL)
+					*node_index = (int) i;
+				return 0;
+			}
+		}
+	}
+	*pt = cfg->pt;
+	*n_pt = cfg->n_pt;
+	return 0;
+}
