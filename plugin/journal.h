@@ -14,6 +14,8 @@ enum vgp_jstate {
 	VGP_J_BINDING,   /* in flight: override may be set, unbind/probe may or may not have happened */
 	VGP_J_BOUND,     /* on vfio-pci, verified */
 	VGP_J_RELEASING, /* in flight back to the original driver */
+	VGP_J_STUCK,     /* its unbind timed out: the kernel holds the device lock, nothing more is written to it
+	                    until a reboot */
 };
 
 struct vgp_journal_entry {
@@ -31,7 +33,10 @@ struct vgp_journal {
 };
 
 /* A missing file is an empty journal (returns 0). A file from another boot keeps only the addresses and
- * original drivers: every entry becomes BOUND-as-history (state reset to VGP_J_BOUND) and *rebooted is set. */
+ * original drivers: in-flight states describe a kernel that no longer exists, so BINDING, BOUND and STUCK
+ * entries become BOUND-as-history (the selection stays sticky), RELEASING entries are dropped (the operator
+ * was giving them back), j->boot_id becomes boot_id and *rebooted is set. A malformed file is an error naming
+ * the path (never silently discarded: it holds the original drivers). */
 int vgp_journal_load(const char *path, const char *boot_id, struct vgp_journal *j, bool *rebooted,
 		     vgp_error_t *err);
 int vgp_journal_save(const char *path, const struct vgp_journal *j, vgp_error_t *err);
@@ -40,5 +45,13 @@ struct vgp_journal_entry *vgp_journal_find(struct vgp_journal *j, const char *ad
 int vgp_journal_set(struct vgp_journal *j, const struct vgp_journal_entry *e, vgp_error_t *err);
 void vgp_journal_remove(struct vgp_journal *j, const char *addr);
 void vgp_journal_free(struct vgp_journal *j);
+const char *vgp_jstate_name(enum vgp_jstate s);
+/* The GPU addresses the journal records (entries whose addr == gpu), address order, for the plan's sticky
+ * list. *out is a malloc'd array of pointers into j (free the array only). */
+int vgp_journal_gpus(const struct vgp_journal *j, const char ***out, size_t *n, vgp_error_t *err);
+/* Serialise / parse (pure, for tests and the fuzzers). vgp_journal_parse applies the same boot rule as load. */
+char *vgp_journal_dump(const struct vgp_journal *j);
+int vgp_journal_parse(const char *text, size_t len, const char *source, const char *boot_id, struct vgp_journal *j,
+		      bool *rebooted, vgp_error_t *err);
 
 #endif
