@@ -59,10 +59,16 @@ bool vgp_dev_is_bridge(const struct vgp_pci_dev *d);       /* by header type, ne
 bool vgp_dev_is_display(const struct vgp_pci_dev *d);      /* class 0x03xx */
 bool vgp_dev_is_nvswitch(const struct vgp_pci_dev *d);     /* vendor 10de, class 0x0680 */
 bool vgp_driver_is_vfio(const char *driver);               /* vfio-pci or a variant (*_vfio_pci, *-vfio-pci) */
-bool vgp_same_card(const char *a, const char *b);          /* same domain:bus:device, other function */
+bool vgp_same_card(const char *a, const char *b);          /* same domain:bus:device (a == b counts too) */
+/* Indices into inv->devs of the functions in IOMMU group `group`, in address order: fills up to max of them
+ * into out (out may be NULL) and returns how many there are. 0 for group -1. */
+size_t vgp_inventory_group_members(const struct vgp_inventory *inv, int group, size_t *out, size_t max);
+/* vfio-pci.ids= (or vfio_pci.ids=) on the kernel command line names this function's vendor:device. */
 bool vgp_inventory_cmdline_claims(const struct vgp_inventory *inv, const struct vgp_pci_dev *d);
 
-/* Holders of /dev/nvidia<minor>: scan <host-root>/proc/<pid>/fd/<n>, stat, compare st_rdev. */
+/* Holders of /dev/nvidia<minor>: scan <host-root>/proc/<pid>/fd/<n>, stat, compare st_rdev. *out (free() it) gets
+ * one entry per process, sorted by pid; processes that vanish while we look are skipped. -1 when <host-root>/proc
+ * cannot be read. */
 int vgp_nvidia_holders(const char *host_root, int minor, struct vgp_holder **out, size_t *n, vgp_error_t *err);
 /* Holders of any file whose st_rdev equals rdev (used for /dev/vfio/<group> by release). */
 int vgp_rdev_holders(const char *host_root, unsigned long rdev, struct vgp_holder **out, size_t *n,
