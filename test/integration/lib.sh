@@ -1,0 +1,206 @@
+# lib.sh — shared helpers for the integration scripts (sourced, never run). Owned by the bind engine's tests;
+# others may append small, clearly named functions at the end.
+#
+#   vgp_netns_reexec "$@"     first line of a script that starts the simulated kernel: re-runs the script inside a
+#                             private network namespace (unshare -n), so the sim's uevents never reach the host's udev
+#   vgp_setup                 T=$(mktemp -d), trap cleanup (stops the sim, removes T); sets VGP_BIN defaults
+#   vgp_node NAME SPEC|--preset P [--gpus N]   build a fixture node at $T/NAME (hack/simnode.py); prints the path
+#   vgp_sim_start ROOT [ARGS] start test/sim/simkernel.py on ROOT, wait for ROOT/.sim/ready
+#   vgp_sim_stop ROOT         stop it (SIGTERM, wait)
+#   vgp_sim_sync ROOT         wait until the sim handled every event so far (before counting writes)
+#   vgp_faults ROOT JSON      set the sim's fault switches (atomic replace of ROOT/.sim/faults.json)
+#   vgp_writes ROOT [REGEX]   number of writes the sim saw (matching REGEX)
+#   vgp_driver ROOT ADDR      the driver ADDR is bound to ("" when none)
+#   vgp_override ROOT ADDR    its driver_override
+#   vgp_run ARGS...           run the plugin's bind/release (the real CLI when it has them, else bindtool), under
+#                             $VGP_WRAP; stdout+stderr to $T/out, exit status in $RC
+#   fail MSG / skip MSG / ok MSG
+
+set -u
+
+VGP_ROOT=${VGP_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+VGP_BIN=${VGP_BIN:-$VGP_ROOT/bin}
+VGP_WRAP=${VGP_WRAP:-}
+SIMNODE="$VGP_ROOT/hack/simnode.py"
+SIMKERNEL="$VGP_ROOT/test/sim/simkernel.py"
+PCI_IDS="$VGP_ROOT/test/fixtures/pci.ids"
+_VGP_SIMS=()
+
+fail() { echo "FAIL: $*" >&2; [ -n "${T:-}" ] && [ -f "$T/out" ] && { echo "--- last output:" >&2; tail -n 30 "$T/out" >&2; }; exit 1; }
+skip() { echo "$*"; exit 77; }
+ok() { echo "ok: $*"; }
+
+vgp_netns_reexec() {
+	if [ -z "${VGP_IN_NETNS:-}" ]; then
+		[ "$(id -u)" = 0 ] || skip "needs root (mknod for the fixture's device nodes, unshare -n)"
+		command -v unshare >/dev/null || skip "needs unshare (util-linux)"
+		export VGP_IN_NETNS=1
+		exec unshare -n bash "$0" "$@"
+	fi
+}
+
+_vgp_cleanup() {
+	local r
+	for r in "${_VGP_SIMS[@]}"; do vgp_sim_stop "$r"; done
+	[ -n "${T:-}" ] && [ -z "${VGP_KEEP:-}" ] && rm -rf "$T"
+	return 0
+}
+
+vgp_setup() {
+	T=$(mktemp -d /tmp/vgp-it.XXXXXX)
+	trap _vgp_cleanup EXIT
+	trap 'exit 130' INT TERM
+	[ -x "$VGP_BIN/vfio-gpu-plugin" ] || [ -x "$VGP_BIN/bindtool" ] || skip "no binaries in $VGP_BIN"
+}
+
+vgp_node() { # NAME SPEC-FILE | NAME --preset P [--gpus N]
+	local name=$1
+	shift
+	python3 "$SIMNODE" "$T/$name" "$@" >&2 || fail "simnode $*"
+	echo "$T/$name"
+}
+
+vgp_sim_start() { # ROOT [ARGS...]
+	local root=$1 i
+	shift
+	rm -f "$root/.sim/ready"
+	python3 "$SIMKERNEL" "$root" "$@" 2>>"$root/.sim/sim.log" &
+	echo $! >"$root/.sim/sim.pid"
+	_VGP_SIMS+=("$root")
+	for i in $(seq 200); do
+		[ -e "$root/.sim/ready" ] && return 0
+		kill -0 "$(cat "$root/.sim/sim.pid")" 2>/dev/null || { cat "$root/.sim/sim.log" >&2; fail "simkernel died"; }
+		sleep 0.05
+	done
+	fail "simkernel not ready after 10 s"
+}
+
+vgp_sim_stop() {
+	local root=$1 pid
+	[ -f "$root/.sim/sim.pid" ] || return 0
+	pid=$(cat "$root/.sim/sim.pid")
+	rm -f "$root/.sim/sim.pid"
+	kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	return 0
+}
+
+_VGP_SYNC=0
+vgp_sim_sync() {
+	local root=$1 i
+	_VGP_SYNC=$((_VGP_SYNC + 1))
+	: >"$root/.sim/sync-$_VGP_SYNC"
+	for i in $(seq 400); do
+		[ -e "$root/.sim/synced-$_VGP_SYNC" ] && { rm -f "$root/.sim/sync-$_VGP_SYNC" "$root/.sim/synced-$_VGP_SYNC"; return 0; }
+		sleep 0.025
+	done
+	fail "simkernel did not answer a sync within 10 s"
+}
+
+vgp_faults() { # ROOT JSON
+	printf '%s\n' "$2" >"$1/.sim/faults.json.new" && mv "$1/.sim/faults.json.new" "$1/.sim/faults.json"
+	vgp_sim_sync "$1"
+}
+
+vgp_writes() { # ROOT [REGEX]
+	vgp_sim_sync "$1"
+	if [ -f "$1/.sim/writes.log" ]; then grep -cE -- "${2:-.}" "$1/.sim/writes.log"; else echo 0; fi
+}
+
+vgp_writes_mark() { # ROOT: remember the current length of the write log (vgp_writes_since counts after it)
+	vgp_sim_sync "$1"
+	_VGP_MARK=$(wc -l <"$1/.sim/writes.log" 2>/dev/null || echo 0)
+}
+
+vgp_writes_since() { # ROOT [REGEX]
+	vgp_sim_sync "$1"
+	tail -n +$((_VGP_MARK + 1)) "$1/.sim/writes.log" | grep -cE -- "${2:-.}"
+}
+
+vgp_driver() {
+	local l
+	l=$(readlink "$1/sys/bus/pci/devices/$2/driver" 2>/dev/null) || { echo ""; return 0; }
+	basename "$l"
+}
+
+vgp_override() { head -n 1 "$1/sys/bus/pci/devices/$2/driver_override"; }
+
+vgp_expect_driver() { # ROOT ADDR DRIVER
+	local d
+	d=$(vgp_driver "$1" "$2")
+	[ "$d" = "$3" ] || fail "$2 is on '${d}', expected '$3'"
+}
+
+# The command to run: the real CLI once it has bind/release, else the engine's test tool.
+vgp_cli() {
+	if [ -z "${_VGP_CLI:-}" ]; then
+		if [ -x "$VGP_BIN/vfio-gpu-plugin" ] && "$VGP_BIN/vfio-gpu-plugin" --help 2>&1 | grep -q 'release'; then
+			_VGP_CLI="$VGP_BIN/vfio-gpu-plugin"
+		else
+			_VGP_CLI="$VGP_BIN/bindtool"
+		fi
+	fi
+	echo "$_VGP_CLI"
+}
+
+# vgp_run [flags...] bind|release ...: stdout+stderr in $T/out, status in $RC (never fails by itself)
+vgp_run() {
+	set +e
+	$VGP_WRAP "$(vgp_cli)" "$@" >"$T/out" 2>&1
+	RC=$?
+	set -e
+	return 0
+}
+
+vgp_expect_rc() { # WANT
+	[ "$RC" = "$1" ] || fail "exit status $RC, expected $1"
+}
+
+vgp_expect_out() { # REGEX: the last run's output matches
+	grep -qE -- "$1" "$T/out" || fail "output does not match /$1/"
+}
+
+# A process that holds ROOT/dev/<node> open (a fake /proc/<pid> entry; pid > 100000 so no real one is named)
+vgp_fake_holder() { # ROOT PID COMM DEVNODE(relative to ROOT, e.g. dev/vfio/12)
+	mkdir -p "$1/proc/$2/fd"
+	echo "$3" >"$1/proc/$2/comm"
+	ln -sfn "$1/$4" "$1/proc/$2/fd/7"
+}
+
+vgp_journal_state() { # STATEFILE ADDR: the journal state of ADDR ("" when absent)
+	python3 -c '
+import json,sys
+try: j=json.load(open(sys.argv[1]))
+except FileNotFoundError: sys.exit(0)
+for f in j.get("functions",[]):
+    if f["address"]==sys.argv[2]: print(f["state"])' "$1" "$2"
+}
+
+# The node is consistent: every group is entirely on vfio-pci or entirely off it (bridges aside), every function
+# the journal records as bound is on vfio-pci, and every function is on vfio-pci or its natural driver.
+vgp_check_consistent() { # ROOT
+	python3 - "$1" <<'EOF' || fail "node inconsistent"
+import json, os, sys
+root = sys.argv[1]
+spec = json.load(open(os.path.join(root, ".sim/spec.json")))
+def drv(a):
+    try: return os.path.basename(os.readlink(os.path.join(root, "sys/bus/pci/devices", a, "driver")))
+    except OSError: return ""
+groups = {}
+bad = []
+for d in spec["devices"]:
+    if d["headerType"] != 0 or d["group"] is None: continue
+    groups.setdefault(d["group"], []).append(d)
+    cur = drv(d["addr"])
+    if cur != "vfio-pci" and cur != (d["naturalDriver"] or ""):
+        bad.append("%s on %r, neither vfio-pci nor its driver %r" % (d["addr"], cur, d["naturalDriver"]))
+for g, ms in groups.items():
+    on = [m["addr"] for m in ms if drv(m["addr"]) == "vfio-pci"]
+    if on and len(on) != len(ms):
+        bad.append("group %d half on vfio-pci: %s" % (g, on))
+    node = os.path.exists(os.path.join(root, "dev/vfio", str(g)))
+    if on and not node:
+        bad.append("group %d on vfio-pci without dev/vfio/%d" % (g, g))
+for b in bad: print("inconsistent:", b, file=sys.stderr)
+sys.exit(1 if bad else 0)
+EOF
+}
