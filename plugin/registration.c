@@ -1,0 +1,411 @@
+/* registration.c — owns the kubelet Registration client and the registration thread: per resource a pending
+ * flag, a request generation and a backoff; attempts run one at a time, each with a 15 s deadline and
+ * cancellable within 100 ms so SIGTERM is never held up. */
+#include "registration.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/slice.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api.pb-c.h"
+#include "log.h"
+#include "server.h"
+#include "util.h"
+
+int
+vgp_register_once(const char *kubelet_dir, const char *resource, const char *endpoint, int timeout_ms,
+		  const volatile bool *cancel, vgp_error_t *err)
+{
+	V1beta1__RegisterRequest req = V1BETA1__REGISTER_REQUEST__INIT;
+	V1beta1__DevicePluginOptions opts;
+	char sock[PATH_MAX], target[PATH_MAX + 8];
+	grpc_channel_credentials *creds;
+	grpc_channel *ch;
+	grpc_completion_queue *cq;
+	grpc_call *call;
+	grpc_metadata_array imd, tmd;
+	grpc_byte_buffer *send_bb, *recv_bb = NULL;
+	grpc_status_code status = GRPC_STATUS_UNKNOWN;
+	grpc_slice details = grpc_empty_slice(), method, payload;
+	grpc_op ops[6];
+	struct stat st;
+	size_t len;
+	int tag, ret = 0;
+	bool cancelled = false;
+
+	snprintf(sock, sizeof sock, "%s/kubelet.sock", kubelet_dir);
+	if (stat(sock, &st) < 0)
+		return vgp_make_error(err, errno, "%s", sock);
+	if (!S_ISSOCK(st.st_mode))
+		return vgp_make_error(err, ENOTSOCK, "%s", sock);
+
+	vgp_server_options(&opts);
+	req.version = (char *) "v1beta1";
+	req.endpoint = (char *) endpoint;
+	req.resource_name = (char *) resource;
+	req.options = &opts;
+	len = v1beta1__register_request__get_packed_size(&req);
+	payload = grpc_slice_malloc(len);
+	v1beta1__register_request__pack(&req, GRPC_SLICE_START_PTR(payload));
+	send_bb = grpc_raw_byte_buffer_create(&payload, 1);
+	grpc_slice_unref(payload);
+
+	snprintf(target, sizeof target, "unix:%s", sock);
+	creds = grpc_insecure_credentials_create();
+	ch = grpc_channel_create(target, creds, NULL);
+	grpc_channel_credentials_release(creds);
+	cq = grpc_completion_queue_create_for_next(NULL);
+	method = grpc_slice_from_static_string("/v1beta1.Registration/Register");
+	call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method, NULL,
+					gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
+						     gpr_time_from_millis(timeout_ms, GPR_TIMESPAN)),
+					NULL);
+	grpc_metadata_array_init(&imd);
+	grpc_metadata_array_init(&tmd);
+	memset(ops, 0, sizeof ops);
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[1].op = GRPC_OP_SEND_MESSAGE;
+	ops[1].data.send_message.send_message = send_bb;
+	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+	ops[3].data.recv_initial_metadata.recv_initial_metadata = &imd;
+	ops[4].op = GRPC_OP_RECV_MESSAGE;
+	ops[4].data.recv_message.recv_message = &recv_bb;
+	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	ops[5].data.recv_status_on_client.trailing_metadata = &tmd;
+	ops[5].data.recv_status_on_client.status = &status;
+	ops[5].data.recv_status_on_client.status_details = &details;
+	if (grpc_call_start_batch(call, ops, 6, &tag, NULL) != GRPC_CALL_OK) {
+		ret = vgp_make_error(err, 0, "register %s: cannot start the call", resource);
+	} else {
+		for (;;) {
+			grpc_event ev = grpc_completion_queue_next(
+				cq, gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(100, GPR_TIMESPAN)),
+				NULL);
+			if (ev.type == GRPC_OP_COMPLETE)
+				break;
+			if (!cancelled && cancel != NULL && *cancel) {
+				grpc_call_cancel(call, NULL);
+				cancelled = true;
+			}
+		}
+		if (cancelled) {
+			ret = vgp_make_error(err, ECANCELED, "register %s", resource);
+		} else if (status != GRPC_STATUS_OK) {
+			char *d = grpc_slice_to_c_string(details);
+			ret = vgp_make_error(err, status == GRPC_STATUS_UNAVAILABLE ? ECONNREFUSED : 0,
+					     "register %s with %s: status %d: %s", resource, sock, (int) status, d);
+			gpr_free(d);
+		}
+	}
+	grpc_call_unref(call);
+	grpc_completion_queue_shutdown(cq);
+	while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN)
+		;
+	grpc_completion_queue_destroy(cq);
+	grpc_channel_destroy(ch);
+	grpc_metadata_array_destroy(&imd);
+	grpc_metadata_array_destroy(&tmd);
+	grpc_slice_unref(details);
+	grpc_byte_buffer_destroy(send_bb);
+	if (recv_bb != NULL)
+		grpc_byte_buffer_destroy(recv_bb);
+	return ret;
+}
+
+int
+vgp_warn_competing_sockets(const char *kubelet_dir, const char *resource, const char *our_socket)
+{
+	_cleanup_closedir_ DIR *d = opendir(kubelet_dir);
+	const char *name = strrchr(resource, '/');
+	struct dirent *de;
+	int found = 0;
+
+	name = name != NULL ? name + 1 : resource;
+	if (d == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		char path[PATH_MAX];
+		struct stat st;
+		size_t ln = strlen(de->d_name);
+		const char *hit;
+		if (strcmp(de->d_name, our_socket) == 0 || strcmp(de->d_name, "kubelet.sock") == 0)
+			continue;
+		if (ln < 5 || strcmp(de->d_name + ln - 5, ".sock") != 0)
+			continue;
+		/* the NAME as a whole word of the file name: kubevirt-<NAME>.sock, <x>-<NAME>.sock, <NAME>.sock */
+		hit = strstr(de->d_name, name);
+		if (hit == NULL || hit + strlen(name) != de->d_name + ln - 5 ||
+		    (hit != de->d_name && hit[-1] != '-' && hit[-1] != '_' && hit[-1] != '.'))
+			continue;
+		snprintf(path, sizeof path, "%s/%s", kubelet_dir, de->d_name);
+		if (lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
+			continue;
+		log_warn("%s: another device plugin socket for the same resource is in %s: %s (NVIDIA's sandbox "
+			 "device plugin?). The last one to register wins and the two flap: run only one of them for "
+			 "this GPU model",
+			 resource, kubelet_dir, de->d_name);
+		found++;
+	}
+	return found;
+}
+
+/* ---- the thread ---- */
+
+struct reg_state {
+	char *resource, *endpoint;
+	bool pending, registered;
+	unsigned gen;
+	int backoff_ms;
+	struct timespec next_try; /* CLOCK_MONOTONIC */
+	unsigned failures;
+};
+
+struct vgp_registrar {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	pthread_t thread;
+	bool thread_started;
+	volatile bool stop;
+	char *kubelet_dir;
+	struct reg_state *res;
+	size_t n;
+	int efd;
+};
+
+static void
+ts_add_ms(struct timespec *t, long ms)
+{
+	t->tv_sec += ms / 1000;
+	t->tv_nsec += (ms % 1000) * 1000000L;
+	if (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
+}
+
+static bool
+ts_le(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec <= b->tv_nsec);
+}
+
+static void
+notify(struct vgp_registrar *r)
+{
+	uint64_t one = 1;
+	if (write(r->efd, &one, sizeof one) < 0) {
+		/* the counter cannot overflow in practice; nothing to do */
+	}
+}
+
+static void *
+reg_thread(void *arg)
+{
+	struct vgp_registrar *r = arg;
+
+	pthread_mutex_lock(&r->mu);
+	while (!r->stop) {
+		struct timespec now, wake = { 0, 0 };
+		size_t pick = SIZE_MAX;
+		bool any = false;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		for (size_t i = 0; i < r->n; i++) {
+			if (!r->res[i].pending)
+				continue;
+			if (ts_le(&r->res[i].next_try, &now)) {
+				pick = i;
+				break;
+			}
+			if (!any || ts_le(&r->res[i].next_try, &wake))
+				wake = r->res[i].next_try;
+			any = true;
+		}
+		if (pick == SIZE_MAX) {
+			if (any) {
+				/* condvar on CLOCK_MONOTONIC (set at init) */
+				pthread_cond_timedwait(&r->cond, &r->mu, &wake);
+			} else {
+				pthread_cond_wait(&r->cond, &r->mu);
+			}
+			continue;
+		}
+
+		struct reg_state *s = &r->res[pick];
+		unsigned gen = s->gen;
+		_cleanup_free_ char *res = strdup(s->resource), *ep = strdup(s->endpoint);
+		_cleanup_error_ vgp_error_t err = NULL;
+		pthread_mutex_unlock(&r->mu);
+		int rc = -1;
+		if (res != NULL && ep != NULL) {
+			vgp_warn_competing_sockets(r->kubelet_dir, res, ep);
+			rc = vgp_register_once(r->kubelet_dir, res, ep, VGP_REGISTER_TIMEOUT_MS, &r->stop, &err);
+		}
+		pthread_mutex_lock(&r->mu);
+		if (r->stop)
+			break;
+		if (s->gen != gen)
+			continue; /* asked again meanwhile (new socket): register again at once */
+		if (rc == 0) {
+			s->pending = false;
+			s->registered = true;
+			s->failures = 0;
+			s->backoff_ms = VGP_REGISTER_BACKOFF_MIN_MS;
+			log_info("%s: registered with kubelet (endpoint %s)", s->resource, s->endpoint);
+			notify(r);
+		} else {
+			clock_gettime(CLOCK_MONOTONIC, &s->next_try);
+			ts_add_ms(&s->next_try, s->backoff_ms);
+			if (s->failures++ == 0 || s->backoff_ms >= VGP_REGISTER_BACKOFF_MAX_MS)
+				log_warn("%s: registration failed: %s; retrying in %d ms", s->resource,
+					 err ? err->msg : "out of memory", s->backoff_ms);
+			else
+				log_debug("%s: registration failed: %s; retrying in %d ms", s->resource,
+					  err ? err->msg : "out of memory", s->backoff_ms);
+			s->backoff_ms *= 2;
+			if (s->backoff_ms > VGP_REGISTER_BACKOFF_MAX_MS)
+				s->backoff_ms = VGP_REGISTER_BACKOFF_MAX_MS;
+		}
+	}
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
+int
+vgp_registrar_start(struct vgp_registrar **out, const char *kubelet_dir, const char *const *resources,
+		    const char *const *endpoints, size_t n, vgp_error_t *err)
+{
+	struct vgp_registrar *r;
+	pthread_condattr_t ca;
+	int e;
+
+	*out = NULL;
+	r = calloc(1, sizeof *r);
+	if (r == NULL)
+		return vgp_make_error(err, ENOMEM, "registrar");
+	r->efd = -1;
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	grpc_init();
+	r->kubelet_dir = strdup(kubelet_dir);
+	r->res = calloc(n ? n : 1, sizeof *r->res);
+	r->n = n;
+	r->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (r->kubelet_dir == NULL || r->res == NULL || r->efd < 0) {
+		e = errno ? errno : ENOMEM;
+		vgp_registrar_stop(r);
+		return vgp_make_error(err, e, "registrar");
+	}
+	for (size_t i = 0; i < n; i++) {
+		r->res[i].resource = strdup(resources[i]);
+		r->res[i].endpoint = strdup(endpoints[i]);
+		r->res[i].backoff_ms = VGP_REGISTER_BACKOFF_MIN_MS;
+		if (r->res[i].resource == NULL || r->res[i].endpoint == NULL) {
+			vgp_registrar_stop(r);
+			return vgp_make_error(err, ENOMEM, "registrar");
+		}
+	}
+	e = pthread_create(&r->thread, NULL, reg_thread, r);
+	if (e != 0) {
+		vgp_registrar_stop(r);
+		return vgp_make_error(err, e, "start the registration thread");
+	}
+	r->thread_started = true;
+	*out = r;
+	return 0;
+}
+
+void
+vgp_registrar_request(struct vgp_registrar *r, size_t i)
+{
+	pthread_mutex_lock(&r->mu);
+	if (i < r->n) {
+		struct reg_state *s = &r->res[i];
+		bool was = s->registered;
+		s->gen++;
+		s->pending = true;
+		s->registered = false;
+		s->failures = 0;
+		s->backoff_ms = VGP_REGISTER_BACKOFF_MIN_MS;
+		clock_gettime(CLOCK_MONOTONIC, &s->next_try);
+		if (was)
+			notify(r);
+		pthread_cond_broadcast(&r->cond);
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
+void
+vgp_registrar_kick(struct vgp_registrar *r)
+{
+	pthread_mutex_lock(&r->mu);
+	for (size_t i = 0; i < r->n; i++) {
+		if (!r->res[i].pending)
+			continue;
+		r->res[i].backoff_ms = VGP_REGISTER_BACKOFF_MIN_MS;
+		clock_gettime(CLOCK_MONOTONIC, &r->res[i].next_try);
+	}
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->mu);
+}
+
+bool
+vgp_registrar_registered(struct vgp_registrar *r, size_t i)
+{
+	bool b;
+	pthread_mutex_lock(&r->mu);
+	b = i < r->n && r->res[i].registered;
+	pthread_mutex_unlock(&r->mu);
+	return b;
+}
+
+int
+vgp_registrar_fd(struct vgp_registrar *r)
+{
+	return r->efd;
+}
+
+void
+vgp_registrar_stop(struct vgp_registrar *r)
+{
+	if (r == NULL)
+		return;
+	pthread_mutex_lock(&r->mu);
+	r->stop = true;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->mu);
+	if (r->thread_started)
+		pthread_join(r->thread, NULL);
+	for (size_t i = 0; r->res != NULL && i < r->n; i++) {
+		free(r->res[i].resource);
+		free(r->res[i].endpoint);
+	}
+	free(r->res);
+	free(r->kubelet_dir);
+	if (r->efd >= 0)
+		close(r->efd);
+	pthread_cond_destroy(&r->cond);
+	pthread_mutex_destroy(&r->mu);
+	free(r);
+	grpc_shutdown();
+}

@@ -1,0 +1,44 @@
+/* registration.h — registering our resources with kubelet (/v1beta1.Registration/Register on
+ * <kubelet-dir>/kubelet.sock) from a thread of its own, so the serve loop never blocks: deadline 15 s, retry with
+ * backoff 1 s doubling to 30 s while kubelet.sock is missing or refuses. Design §3. */
+#ifndef VGP_REGISTRATION_H
+#define VGP_REGISTRATION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "error.h"
+
+#define VGP_REGISTER_TIMEOUT_MS 15000
+#define VGP_REGISTER_BACKOFF_MIN_MS 1000
+#define VGP_REGISTER_BACKOFF_MAX_MS 30000
+
+struct vgp_registrar;
+
+/* One synchronous Register call: version "v1beta1", endpoint, resource, the options of vgp_server_options().
+ * Gives up early (ECANCELED) when *cancel becomes true. Returns 0, or -1 with *err filled (ENOENT when
+ * kubelet.sock is missing, ECONNREFUSED when it refuses, the gRPC status text otherwise). */
+int vgp_register_once(const char *kubelet_dir, const char *resource, const char *endpoint, int timeout_ms,
+		      const volatile bool *cancel, vgp_error_t *err);
+
+/* Warn (log) about other sockets in the directory that look like they serve the same resource NAME, e.g.
+ * NVIDIA's sandbox plugin's kubevirt-<NAME>.sock: the last one to register wins and the two flap. Returns how
+ * many were found. */
+int vgp_warn_competing_sockets(const char *kubelet_dir, const char *resource, const char *our_socket);
+
+/* Start the registration thread for n resources (resource names and socket file names, copied). Nothing is
+ * registered until vgp_registrar_request(). */
+int vgp_registrar_start(struct vgp_registrar **out, const char *kubelet_dir, const char *const *resources,
+			const char *const *endpoints, size_t n, vgp_error_t *err);
+/* (Re-)register resource i as soon as possible (backoff reset; it counts as unregistered until kubelet
+ * answers). */
+void vgp_registrar_request(struct vgp_registrar *r, size_t i);
+/* kubelet.sock appeared: retry every pending registration now. */
+void vgp_registrar_kick(struct vgp_registrar *r);
+bool vgp_registrar_registered(struct vgp_registrar *r, size_t i);
+/* An eventfd that becomes readable after every change of a registered state (read it to clear). */
+int vgp_registrar_fd(struct vgp_registrar *r);
+/* Stop the thread (an attempt in flight is cancelled at once) and free. NULL ok. */
+void vgp_registrar_stop(struct vgp_registrar *r);
+
+#endif

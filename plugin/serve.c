@@ -1,0 +1,557 @@
+/* serve.c — owns the serve loop: signalfd, inotify on the device-plugins directory (kubelet restarts), the
+ * health watcher's descriptors, the reconcile timer and the registration thread's eventfd, all in one poll();
+ * pushes health to the gRPC server, restarts a resource's server when its socket disappears, re-registers when
+ * kubelet.sock is re-created, and keeps the status file that `vfio-gpu-plugin health` reads. */
+#include "serve.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <grpc/grpc.h>
+#include <jansson.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "health.h"
+#include "hostfs.h"
+#include "log.h"
+#include "registration.h"
+#include "server.h"
+#include "util.h"
+
+#define MAX_HEALTH_FDS 4
+
+struct hmap { /* health index -> (resource, device) */
+	size_t res, dev;
+};
+
+struct serve {
+	const struct vgp_serve_opts *o;
+	struct vgp_served_resource *res; /* our copies (vfio-dev nodes filled, health set) */
+	size_t n_res;
+	struct hmap *hmap;
+	size_t n_h;
+	struct vgp_health *health;
+	struct vgp_server *srv;
+	struct vgp_registrar *reg;
+	int sfd, ifd, tfd;
+	ino_t kubelet_ino;               /* kubelet.sock's inode when last seen, 0 = absent */
+	bool ready;
+	char reason[512];
+};
+
+/* ---- the device tables ---- */
+
+static void
+free_tables(struct vgp_served_resource *res, size_t n)
+{
+	for (size_t i = 0; res != NULL && i < n; i++) {
+		for (size_t k = 0; k < res[i].n_devs; k++) {
+			struct vgp_served_dev *d = &res[i].devs[k];
+			for (size_t v = 0; v < d->n_vfio_dev_nodes; v++)
+				free(d->vfio_dev_nodes[v]);
+			free(d->vfio_dev_nodes);
+		}
+		free(res[i].devs);
+	}
+	free(res);
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strverscmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* iommufd: "/dev/vfio/devices/vfioN" for every function of the group, from <host-root>/sys/bus/pci/devices/
+ * <member>/vfio-dev/vfioN (read once, at start). */
+static int
+read_vfio_dev_nodes(const char *host_root, struct vgp_served_dev *d, vgp_error_t *err)
+{
+	const char *self[] = { d->addr };
+	const char *const *members = d->members != NULL && d->n_members > 0 ? (const char *const *) d->members : self;
+	size_t n_members = d->members != NULL && d->n_members > 0 ? d->n_members : 1;
+
+	for (size_t m = 0; m < n_members; m++) {
+		char path[PATH_MAX];
+		struct dirent *de;
+		_cleanup_closedir_ DIR *dir = NULL;
+		if (vgp_host_path(path, sizeof path, host_root, "/sys/bus/pci/devices/%s/vfio-dev", members[m]) < 0)
+			return vgp_make_error(err, ENAMETOOLONG, "vfio-dev of %s", members[m]);
+		dir = opendir(path);
+		if (dir == NULL) {
+			log_warn("iommufd host, but %s cannot be read: %s", path, strerror(errno));
+			continue;
+		}
+		while ((de = readdir(dir)) != NULL) {
+			char **v;
+			if (strncmp(de->d_name, "vfio", 4) != 0 || de->d_name[4] < '0' || de->d_name[4] > '9')
+				continue;
+			v = realloc(d->vfio_dev_nodes, (d->n_vfio_dev_nodes + 1) * sizeof *v);
+			if (v == NULL)
+				return vgp_make_error(err, ENOMEM, "vfio-dev nodes");
+			d->vfio_dev_nodes = v;
+			if (asprintf(&v[d->n_vfio_dev_nodes], "/dev/vfio/devices/%s", de->d_name) < 0)
+				return vgp_make_error(err, ENOMEM, "vfio-dev nodes");
+			d->n_vfio_dev_nodes++;
+		}
+	}
+	if (d->n_vfio_dev_nodes > 1)
+		qsort(d->vfio_dev_nodes, d->n_vfio_dev_nodes, sizeof *d->vfio_dev_nodes, cmp_str);
+	return 0;
+}
+
+static int
+build_tables(struct serve *s, vgp_error_t *err)
+{
+	const struct vgp_serve_opts *o = s->o;
+	char path[PATH_MAX];
+	struct stat st;
+	bool iommufd;
+
+	if (vgp_host_path(path, sizeof path, o->host_root, "/dev/iommu") < 0)
+		return vgp_make_error(err, ENAMETOOLONG, "host root %s", o->host_root);
+	iommufd = stat(path, &st) == 0;
+	s->res = calloc(o->n_resources ? o->n_resources : 1, sizeof *s->res);
+	if (s->res == NULL)
+		return vgp_make_error(err, ENOMEM, "serve");
+	s->n_res = o->n_resources;
+	for (size_t i = 0; i < o->n_resources; i++) {
+		const struct vgp_served_resource *src = &o->resources[i];
+		struct vgp_served_resource *r = &s->res[i];
+		*r = *src;
+		r->iommufd = src->iommufd || iommufd;
+		r->devs = calloc(src->n_devs ? src->n_devs : 1, sizeof *r->devs);
+		if (r->devs == NULL)
+			return vgp_make_error(err, ENOMEM, "serve");
+		for (size_t k = 0; k < src->n_devs; k++) {
+			r->devs[k] = src->devs[k];
+			r->devs[k].vfio_dev_nodes = NULL;
+			r->devs[k].n_vfio_dev_nodes = 0;
+			for (size_t v = 0; v < src->devs[k].n_vfio_dev_nodes; v++) {
+				char **nv = realloc(r->devs[k].vfio_dev_nodes, (v + 1) * sizeof *nv);
+				if (nv == NULL || (nv[v] = strdup(src->devs[k].vfio_dev_nodes[v])) == NULL) {
+					if (nv != NULL)
+						r->devs[k].vfio_dev_nodes = nv;
+					return vgp_make_error(err, ENOMEM, "serve");
+				}
+				r->devs[k].vfio_dev_nodes = nv;
+				r->devs[k].n_vfio_dev_nodes++;
+			}
+			if (r->iommufd && r->devs[k].n_vfio_dev_nodes == 0 &&
+			    read_vfio_dev_nodes(o->host_root, &r->devs[k], err) < 0)
+				return -1;
+		}
+		s->n_h += src->n_devs;
+	}
+	return 0;
+}
+
+/* ---- health ---- */
+
+static int
+open_health(struct serve *s, vgp_error_t *err)
+{
+	_cleanup_free_ struct vgp_health_dev *hd = calloc(s->n_h ? s->n_h : 1, sizeof *hd);
+	size_t k = 0;
+
+	s->hmap = calloc(s->n_h ? s->n_h : 1, sizeof *s->hmap);
+	if (hd == NULL || s->hmap == NULL)
+		return vgp_make_error(err, ENOMEM, "serve");
+	for (size_t i = 0; i < s->n_res; i++)
+		for (size_t d = 0; d < s->res[i].n_devs; d++, k++) {
+			const struct vgp_served_dev *sd = &s->res[i].devs[d];
+			snprintf(hd[k].addr, sizeof hd[k].addr, "%s", sd->addr);
+			hd[k].group = sd->group;
+			hd[k].members = sd->members;
+			hd[k].n_members = sd->n_members;
+			s->hmap[k] = (struct hmap) { i, d };
+		}
+	if (vgp_health_open(&s->health, s->o->host_root, hd, s->n_h, err) < 0)
+		return -1;
+	for (k = 0; k < s->n_h; k++) {
+		char why[256];
+		struct vgp_served_dev *sd = &s->res[s->hmap[k].res].devs[s->hmap[k].dev];
+		sd->healthy = vgp_health_get(s->health, k, why, sizeof why);
+		if (!sd->healthy)
+			log_warn("%s: %s is Unhealthy: %s", s->res[s->hmap[k].res].name, sd->addr, why);
+	}
+	return 0;
+}
+
+/* Push every device's health to the server; the server sends only on a change. */
+static void
+push_health(struct serve *s)
+{
+	for (size_t k = 0; k < s->n_h; k++) {
+		char why[256] = "";
+		struct vgp_served_dev *sd = &s->res[s->hmap[k].res].devs[s->hmap[k].dev];
+		bool h = vgp_health_get(s->health, k, why, sizeof why);
+		if (vgp_server_set_health(s->srv, s->hmap[k].res, sd->addr, h) == 1) {
+			sd->healthy = h;
+			if (h)
+				log_info("%s: %s is Healthy again", s->res[s->hmap[k].res].name, sd->addr);
+			else
+				log_warn("%s: %s is Unhealthy: %s", s->res[s->hmap[k].res].name, sd->addr, why);
+		}
+	}
+}
+
+/* ---- status file ---- */
+
+static void
+write_status(struct serve *s)
+{
+	json_t *root, *arr;
+	char ts[40];
+	struct timespec now;
+	struct tm tm;
+	bool all_registered = true;
+	char *text;
+	_cleanup_error_ vgp_error_t err = NULL;
+
+	if (s->o->status_file == NULL)
+		return;
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	arr = json_array();
+	for (size_t i = 0; i < s->n_res; i++) {
+		bool reg = vgp_registrar_registered(s->reg, i);
+		size_t healthy = 0;
+		for (size_t d = 0; d < s->res[i].n_devs; d++)
+			healthy += s->res[i].devs[d].healthy;
+		all_registered = all_registered && reg;
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:b, s:i, s:i}", "name", s->res[i].name, "socket",
+						     vgp_server_socket_path(s->srv, i), "registered", reg, "devices",
+						     (int) s->res[i].n_devs, "healthy", (int) healthy));
+	}
+	bool ready = s->ready && all_registered;
+	const char *reason = !s->ready ? s->reason : !all_registered ? "not registered with kubelet yet" : "";
+	root = json_pack("{s:i, s:s, s:b, s:s, s:o}", "pid", (int) getpid(), "updated", ts, "ready", ready, "reason",
+			 reason, "resources", arr);
+	text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(root);
+	if (text == NULL)
+		return;
+	size_t len = strlen(text);
+	char *full = realloc(text, len + 2);
+	if (full != NULL) {
+		text = full;
+		text[len++] = '\n';
+		text[len] = '\0';
+	}
+	if (vgp_write_atomic(s->o->status_file, text, len, &err) < 0)
+		log_warn("status file: %s", err->msg);
+	free(text);
+}
+
+/* ---- kubelet restarts ---- */
+
+static ino_t
+kubelet_sock_ino(const char *kubelet_dir)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	snprintf(path, sizeof path, "%s/kubelet.sock", kubelet_dir);
+	if (stat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return 0;
+	return st.st_ino;
+}
+
+/* Our socket of resource i is gone (kubelet restart or someone cleaned the directory): a fresh server. */
+static void
+restart_resource(struct serve *s, size_t i, const char *why)
+{
+	_cleanup_error_ vgp_error_t err = NULL;
+
+	log_info("%s: %s: starting a fresh server and registering again", s->res[i].name, why);
+	if (vgp_server_listen(s->srv, i, &err) < 0) {
+		log_error("%s: %s", s->res[i].name, err->msg);
+		return; /* retried by the next reconcile: the socket is still missing */
+	}
+	vgp_registrar_request(s->reg, i);
+}
+
+/* Check our sockets and kubelet.sock (after inotify events, and in every reconcile as the fallback). */
+static void
+check_kubelet(struct serve *s, bool kubelet_created)
+{
+	ino_t ino = kubelet_sock_ino(s->o->kubelet_dir);
+	bool restarted_kubelet = kubelet_created || (ino != 0 && ino != s->kubelet_ino);
+	bool *fresh = calloc(s->n_res ? s->n_res : 1, sizeof *fresh);
+
+	for (size_t i = 0; i < s->n_res; i++) {
+		struct stat st;
+		if (lstat(vgp_server_socket_path(s->srv, i), &st) < 0 || !S_ISSOCK(st.st_mode)) {
+			restart_resource(s, i, "socket removed");
+			if (fresh)
+				fresh[i] = true;
+		}
+	}
+	if (restarted_kubelet && ino != 0) {
+		/* a new kubelet knows nothing of us: register again (a fresh server above already asked) */
+		for (size_t i = 0; i < s->n_res; i++) {
+			if (fresh && fresh[i])
+				continue;
+			if (vgp_registrar_registered(s->reg, i))
+				log_info("%s: kubelet.sock re-created: registering again", s->res[i].name);
+			vgp_registrar_request(s->reg, i);
+		}
+	}
+	s->kubelet_ino = ino;
+	free(fresh);
+}
+
+static void
+drain_inotify(struct serve *s)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool kubelet_created = false, check = false;
+	ssize_t n;
+
+	while ((n = read(s->ifd, buf, sizeof buf)) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			struct inotify_event *ev = (struct inotify_event *) p;
+			if (ev->len > 0 && strcmp(ev->name, "kubelet.sock") == 0 && (ev->mask & (IN_CREATE | IN_MOVED_TO)))
+				kubelet_created = true;
+			if (ev->mask & (IN_DELETE | IN_MOVED_FROM | IN_Q_OVERFLOW))
+				check = true;
+			if (ev->mask & (IN_CREATE | IN_MOVED_TO))
+				check = true; /* cheap: a stat per resource */
+			p += sizeof *ev + ev->len;
+		}
+	}
+	if (check || kubelet_created)
+		check_kubelet(s, kubelet_created);
+}
+
+/* ---- the loop ---- */
+
+static int
+run(struct serve *s, vgp_error_t *err)
+{
+	const struct vgp_serve_opts *o = s->o;
+	int hfds[MAX_HEALTH_FDS], n_hfds;
+	_cleanup_free_ char **names = NULL, **eps = NULL;
+	struct itimerspec its;
+	int interval = o->reconcile_interval_ms > 0 ? o->reconcile_interval_ms : 5000;
+
+	if (vgp_mkdir_p(o->kubelet_dir, err) < 0)
+		return -1;
+	if (build_tables(s, err) < 0 || open_health(s, err) < 0)
+		return -1;
+	if (vgp_server_new(&s->srv, o->kubelet_dir, s->res, s->n_res, err) < 0)
+		return -1;
+
+	names = calloc(s->n_res ? s->n_res : 1, sizeof *names);
+	eps = calloc(s->n_res ? s->n_res : 1, sizeof *eps);
+	if (names == NULL || eps == NULL)
+		return vgp_make_error(err, ENOMEM, "serve");
+	for (size_t i = 0; i < s->n_res; i++) {
+		names[i] = s->res[i].name;
+		eps[i] = (char *) vgp_server_socket_name(s->srv, i);
+	}
+	if (vgp_registrar_start(&s->reg, o->kubelet_dir, (const char *const *) names, (const char *const *) eps,
+				s->n_res, err) < 0)
+		return -1;
+
+	/* watch the directory before listening, so no kubelet event between the two is missed */
+	s->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (s->ifd < 0 || inotify_add_watch(s->ifd, o->kubelet_dir,
+					    IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM | IN_ONLYDIR) < 0)
+		return vgp_make_error(err, errno, "inotify on %s", o->kubelet_dir);
+	for (size_t i = 0; i < s->n_res; i++) {
+		if (vgp_server_listen(s->srv, i, err) < 0)
+			return -1;
+		log_info("%s: %zu devices (%s)", s->res[i].name, s->res[i].n_devs,
+			 s->res[i].iommufd ? "iommufd" : "vfio container");
+	}
+	s->kubelet_ino = kubelet_sock_ino(o->kubelet_dir);
+	for (size_t i = 0; i < s->n_res; i++)
+		vgp_registrar_request(s->reg, i);
+
+	s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (s->tfd < 0)
+		return vgp_make_error(err, errno, "timerfd");
+	its.it_interval.tv_sec = interval / 1000;
+	its.it_interval.tv_nsec = (long) (interval % 1000) * 1000000L;
+	its.it_value = its.it_interval;
+	if (timerfd_settime(s->tfd, 0, &its, NULL) < 0)
+		return vgp_make_error(err, errno, "timerfd");
+	n_hfds = vgp_health_fds(s->health, hfds, MAX_HEALTH_FDS);
+	if (n_hfds < 0)
+		n_hfds = 0;
+	if (!s->ready)
+		log_warn("not ready: %s", s->reason);
+	write_status(s);
+
+	for (;;) {
+		struct pollfd pfd[4 + MAX_HEALTH_FDS];
+		size_t np = 0;
+		pfd[np++] = (struct pollfd) { .fd = s->sfd, .events = POLLIN };
+		pfd[np++] = (struct pollfd) { .fd = s->ifd, .events = POLLIN };
+		pfd[np++] = (struct pollfd) { .fd = s->tfd, .events = POLLIN };
+		pfd[np++] = (struct pollfd) { .fd = vgp_registrar_fd(s->reg), .events = POLLIN };
+		for (int k = 0; k < n_hfds; k++)
+			pfd[np++] = (struct pollfd) { .fd = hfds[k], .events = POLLIN };
+		if (poll(pfd, np, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return vgp_make_error(err, errno, "poll");
+		}
+		if (pfd[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			bool stop = false;
+			while (read(s->sfd, &si, sizeof si) == (ssize_t) sizeof si) {
+				if (si.ssi_signo == SIGHUP) {
+					log_info("SIGHUP ignored");
+					continue;
+				}
+				log_info("%s: stopping (the GPUs stay bound to vfio-pci)", strsignal((int) si.ssi_signo));
+				stop = true;
+			}
+			if (stop)
+				return 0;
+		}
+		bool changed = false;
+		for (size_t k = 4; k < np; k++)
+			if (pfd[k].revents & (POLLIN | POLLERR))
+				changed = vgp_health_process(s->health, pfd[k].fd) > 0 || changed;
+		if (pfd[1].revents & POLLIN)
+			drain_inotify(s);
+		if (pfd[2].revents & POLLIN) {
+			uint64_t ticks;
+			if (read(s->tfd, &ticks, sizeof ticks) < 0 && errno != EAGAIN)
+				log_debug("timerfd: %s", strerror(errno));
+			changed = vgp_health_reconcile(s->health) > 0 || changed;
+			check_kubelet(s, false);
+			write_status(s); /* also refreshes "updated" */
+		}
+		if (changed) {
+			push_health(s);
+			write_status(s);
+		}
+		if (pfd[3].revents & POLLIN) {
+			uint64_t v;
+			if (read(vgp_registrar_fd(s->reg), &v, sizeof v) < 0 && errno != EAGAIN)
+				log_debug("eventfd: %s", strerror(errno));
+			write_status(s);
+		}
+	}
+}
+
+int
+vgp_serve_run(const struct vgp_serve_opts *o, vgp_error_t *err)
+{
+	struct serve s = { .o = o, .sfd = -1, .ifd = -1, .tfd = -1, .ready = o->ready };
+	sigset_t mask, old;
+	int ret;
+
+	snprintf(s.reason, sizeof s.reason, "%s", o->not_ready_reason ? o->not_ready_reason : "not ready");
+	/* block before any thread starts, so every thread inherits the mask and signals reach the signalfd */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &mask, &old);
+	sigdelset(&mask, SIGPIPE);
+	s.sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	grpc_init();
+	if (s.sfd < 0)
+		ret = vgp_make_error(err, errno, "signalfd");
+	else
+		ret = run(&s, err);
+
+	/* stop order: registration first (cancels an attempt in flight), then the servers (sockets removed) */
+	vgp_registrar_stop(s.reg);
+	vgp_server_free(s.srv);
+	vgp_health_close(s.health);
+	if (o->status_file != NULL && s.srv != NULL)
+		unlink(o->status_file);
+	free_tables(s.res, s.n_res);
+	free(s.hmap);
+	if (s.tfd >= 0)
+		close(s.tfd);
+	if (s.ifd >= 0)
+		close(s.ifd);
+	if (s.sfd >= 0)
+		close(s.sfd);
+	grpc_shutdown();
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return ret;
+}
+
+/* ---- health sub-command ---- */
+
+int
+vgp_status_check(const char *status_file, const char *kubelet_dir, bool need_ready, char *msg, size_t len)
+{
+	json_error_t je;
+	json_t *root = json_load_file(status_file, 0, &je), *arr, *r;
+	json_int_t pid;
+	size_t i;
+	int ret = -1;
+
+	if (root == NULL) {
+		snprintf(msg, len, "cannot read %s: %s", status_file, je.text);
+		return -1;
+	}
+	pid = json_integer_value(json_object_get(root, "pid"));
+	arr = json_object_get(root, "resources");
+	if (pid <= 0 || !json_is_array(arr)) {
+		snprintf(msg, len, "%s: malformed status", status_file);
+		goto out;
+	}
+	if (kill((pid_t) pid, 0) < 0 && errno != EPERM) {
+		snprintf(msg, len, "serve process %lld is not running", (long long) pid);
+		goto out;
+	}
+	json_array_foreach(arr, i, r) {
+		const char *name = json_string_value(json_object_get(r, "name"));
+		const char *sock = json_string_value(json_object_get(r, "socket"));
+		char path[PATH_MAX];
+		struct stat st;
+		if (name == NULL || sock == NULL) {
+			snprintf(msg, len, "%s: malformed status", status_file);
+			goto out;
+		}
+		if (kubelet_dir != NULL) {
+			const char *base = strrchr(sock, '/');
+			snprintf(path, sizeof path, "%s/%s", kubelet_dir, base ? base + 1 : sock);
+		} else {
+			snprintf(path, sizeof path, "%s", sock);
+		}
+		if (stat(path, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+			snprintf(msg, len, "%s: socket %s is missing", name, path);
+			goto out;
+		}
+		if (need_ready && !json_is_true(json_object_get(r, "registered"))) {
+			snprintf(msg, len, "%s: not registered with kubelet", name);
+			goto out;
+		}
+	}
+	if (need_ready && !json_is_true(json_object_get(root, "ready"))) {
+		const char *why = json_string_value(json_object_get(root, "reason"));
+		snprintf(msg, len, "not ready: %s", why && *why ? why : "unknown");
+		goto out;
+	}
+	snprintf(msg, len, "%s: pid %lld, %zu resources served%s", need_ready ? "ready" : "alive", (long long) pid,
+		 json_array_size(arr), need_ready ? " and registered" : "");
+	ret = 0;
+out:
+	json_decref(root);
+	return ret;
+}

@@ -1,0 +1,38 @@
+/* serve.h — the long-running part of `vfio-gpu-plugin serve` after plan and bind: gRPC servers, registration,
+ * health watching, kubelet restarts, signals and the status file (design §1 Serve/Watch, §3). */
+#ifndef VGP_SERVE_H
+#define VGP_SERVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "allocate.h"
+#include "error.h"
+
+struct vgp_serve_opts {
+	const char *host_root;        /* "/" on a node */
+	const char *kubelet_dir;      /* the device-plugins directory (created when missing) */
+	const char *status_file;      /* JSON status for `health`; NULL = none */
+	int reconcile_interval_ms;    /* health + socket reconcile period; <= 0 means 5000 */
+	/* The resources and their devices. Per device the caller fills addr, numa, group, topo_path (may be NULL)
+	 * and members (every function of the IOMMU group, may be NULL = just the GPU); vfio_dev_nodes may be left
+	 * empty: serve reads them from <host-root>/sys/bus/pci/devices/<member>/vfio-dev/ when <host-root>/dev/iommu
+	 * exists (iommufd). healthy is ignored: the health watcher decides. The arrays stay the caller's. */
+	const struct vgp_served_resource *resources;
+	size_t n_resources;
+	bool ready;                   /* false after a shortfall or a stuck GPU: serve what exists, report not ready */
+	const char *not_ready_reason; /* shown in the status file when !ready */
+};
+
+/* Serve until SIGTERM or SIGINT (SIGHUP is ignored): then stop serving, remove our sockets and return 0 (within
+ * 2 s). The GPUs stay bound. Returns -1 with *err filled when serving cannot start (socket path, directory,
+ * health watch). Blocks SIGTERM/SIGINT/SIGHUP in the calling thread (signalfd) for its duration.
+ * Calls grpc_init/grpc_shutdown itself: the process's last grpc_shutdown happens before it returns. */
+int vgp_serve_run(const struct vgp_serve_opts *o, vgp_error_t *err);
+
+/* The `health` sub-command: liveness = the status file's pid is alive and every socket it lists exists in
+ * kubelet_dir (NULL: the paths as recorded); readiness (need_ready) = also every resource registered and the
+ * serve ready. Returns 0 when healthy, -1 otherwise; msg gets a one-line explanation either way. */
+int vgp_status_check(const char *status_file, const char *kubelet_dir, bool need_ready, char *msg, size_t len);
+
+#endif
