@@ -1357,6 +1357,8 @@ vgp_bind(const struct vgp_engine_opts *o, struct vgp_engine_report *rep, vgp_err
 		}
 		if (nw == 0)
 			break;
+		if (need_vfio && preconditions(&e, true, err) < 0)
+			goto out;
 		br = busy_phase(&e, work, nw, err);
 		if (br < 0)
 			goto out;
@@ -1365,10 +1367,6 @@ vgp_bind(const struct vgp_engine_opts *o, struct vgp_engine_report *rep, vgp_err
 			if (snap(&e, err) < 0)
 				goto out;
 			continue;
-		}
-		if (need_vfio && preconditions(&e, true, err) < 0) {
-			release_locks(&e);
-			goto out;
 		}
 		size_t ex_before = e.n_ex;
 		for (size_t i = 0; i < nw; i++)

@@ -189,6 +189,7 @@ groups = {}
 bad = []
 for d in spec["devices"]:
     if d["headerType"] != 0 or d["group"] is None: continue
+    if not os.path.exists(os.path.join(root, "sys/bus/pci/devices", d["addr"])): continue  # vanished
     groups.setdefault(d["group"], []).append(d)
     cur = drv(d["addr"])
     if cur != "vfio-pci" and cur != (d["naturalDriver"] or ""):
@@ -203,4 +204,31 @@ for g, ms in groups.items():
 for b in bad: print("inconsistent:", b, file=sys.stderr)
 sys.exit(1 if bad else 0)
 EOF
+}
+
+# Results of the last run: "ADDR OUTCOME" lines (a PCI address followed by an outcome word)
+_VGP_OUTCOMES='passthrough|bound|rolled-back|stuck|skipped-busy|failed|released|refused'
+vgp_results() { # [OUTCOME]: the addresses with that outcome (all results when none)
+	grep -oE "^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7][[:space:]]+($_VGP_OUTCOMES)\b" "$T/out" |
+		awk -v o="${1:-}" 'o == "" || $2 == o {print $1}'
+}
+vgp_count() { vgp_results "$1" | wc -l; }
+vgp_outcome() { # ADDR: its outcome in the last run
+	grep -oE "^$1[[:space:]]+($_VGP_OUTCOMES)\b" "$T/out" | awk '{print $2}' | tail -n 1
+}
+
+# vgp_node_py NAME PRESET CODE: a node from a simnode preset changed by python CODE (variables: spec; dev(addr)
+# returns a device's dict)
+vgp_node_py() {
+	python3 - "$VGP_ROOT/hack" "$3" "$2" >"$T/$1.json" <<'PYEOF' || fail "spec for $1"
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import simnode
+spec = simnode.preset(sys.argv[3])
+def dev(a):
+    return next(d for d in spec["devices"] if d["addr"] == a)
+exec(sys.argv[2])
+json.dump(spec, sys.stdout)
+PYEOF
+	vgp_node "$1" "$T/$1.json"
 }

@@ -36,7 +36,9 @@ Faults (ROOT/.sim/faults.json, re-read whenever it changes, or --faults FILE, wh
    "vanishOnUnbind": [addr],   the device falls off the bus when its unbind is written
    "failVfioNode": [group],    binding to vfio-pci does not create dev/vfio/<group>
    "refuseUnbindLock": [addr], the nvidia unbind lock of addr reads back 0
-   "probeNoop": true}          drivers_probe binds nothing at all
+   "probeNoop": true,          drivers_probe binds nothing at all
+   "killAfterWrites": N}       SIGKILL the process in ROOT/.sim/victim.pid once N more writes were seen (tests
+                               of crash safety: the victim dies between two of its writes)
 SIGTERM/SIGINT: clean exit (the FIFOs are turned back into files).
 """
 import argparse
@@ -102,6 +104,7 @@ class Sim:
         self.wd_by_path = {}
         self.ignore = {}          # path -> number of self-caused close-writes still to come
         self.faults = {}
+        self.writes_since_faults = 0
         self.seqnum = 1000
         self.blocked = {}         # driver -> path of the FIFO that replaced its unbind
         self.wlog = open(os.path.join(self.simdir, "writes.log"), "a", buffering=1)
@@ -200,11 +203,12 @@ class Sim:
             log("faults.json: %s (ignored)" % e)
             return
         known = {"refuseBind", "blockUnbind", "vanish", "vanishOnUnbind", "failVfioNode", "refuseUnbindLock",
-                 "probeNoop"}
+                 "probeNoop", "killAfterWrites"}
         for k in f:
             if k not in known:
                 log("faults.json: unknown switch %r (ignored)" % k)
         self.faults = f
+        self.writes_since_faults = 0
         log("faults: %s" % json.dumps(f, sort_keys=True))
         for addr in list(self.blocked_addrs_removed()):
             self.unblock(addr)
@@ -284,6 +288,16 @@ class Sim:
 
     def record(self, rel, value):
         self.wlog.write("%s %s\n" % (rel, value if value != "" else "(empty)"))
+        self.writes_since_faults += 1
+        n = self.faults.get("killAfterWrites")
+        if isinstance(n, int) and not isinstance(n, bool) and self.writes_since_faults == n:
+            try:
+                with open(os.path.join(self.simdir, "victim.pid")) as f:
+                    pid = int(f.read().strip())
+                os.kill(pid, signal.SIGKILL)
+                log("killAfterWrites: SIGKILL to %d after write %d (%s)" % (pid, n, rel))
+            except (OSError, ValueError) as e:
+                log("killAfterWrites: %s" % e)
 
     def symlink(self, target, link):
         tmp = link + ".simtmp"

@@ -1,0 +1,102 @@
+#!/bin/bash
+# bind_faults.sh — every fault switch of the simulated kernel and what the bind does about it: vfio-pci's probe
+# fails, /dev/vfio/<g> never appears, a probe binds nothing, the device vanishes at unbind or before, no vfio-pci
+# driver and no module to load, IOMMU off. Each failing group is rolled back (or named), the others keep their
+# outcome, the exit status says whether every planned GPU made it.
+# valgrind: yes
+. "$(dirname "$0")/lib.sh"
+vgp_netns_reexec "$@"
+set -e
+vgp_setup
+
+N=0
+fresh() { # [SPEC-CODE]: a new demo8 node with the sim running, in $R
+	N=$((N + 1))
+	if [ $# -gt 0 ]; then R=$(vgp_node_py "n$N" demo8 "$1"); else R=$(vgp_node "n$N" --preset demo8); fi
+	vgp_sim_start "$R"
+	STATE=$R/var/lib/vfio-gpu-plugin/state.json
+	F=(--host-root "$R" --pci-ids "$PCI_IDS" --vfio-wait 1 --unbind-timeout 3)
+}
+
+expect_restored() { # ADDR-of-GPU: GPU on nvidia, audio on snd_hda_intel, overrides cleared, journal clean
+	vgp_expect_driver "$R" "$1" nvidia
+	vgp_expect_driver "$R" "${1%.0}.1" snd_hda_intel
+	[ "$(vgp_override "$R" "$1")" = "(null)" ] || fail "$1: driver_override left at $(vgp_override "$R" "$1")"
+	[ "$(vgp_override "$R" "${1%.0}.1")" = "(null)" ] || fail "${1%.0}.1: driver_override left set"
+	[ -z "$(vgp_journal_state "$STATE" "$1")" ] || fail "$1 still in the journal"
+	vgp_check_consistent "$R"
+}
+
+# --- refuseBind: vfio-pci's probe fails; the group is rolled back, the other GPU is bound
+fresh
+vgp_faults "$R" '{"refuseBind": ["0000:61:00.0"]}'
+vgp_run "${F[@]}" --address 0000:61:00.0 --address 0000:63:00.0 bind
+vgp_expect_rc 1
+[ "$(vgp_outcome 0000:61:00.0)" = rolled-back ] || fail "61:00.0: $(vgp_outcome 0000:61:00.0), expected rolled-back"
+[ "$(vgp_outcome 0000:63:00.0)" = bound ] || fail "63:00.0 should be bound"
+vgp_expect_out '0000:61:00.0: step verify: no driver after drivers_probe, not vfio-pci'
+expect_restored 0000:61:00.0
+vgp_expect_driver "$R" 0000:63:00.0 vfio-pci
+vgp_expect_driver "$R" 0000:63:00.1 vfio-pci
+ok "refuseBind: rolled back with the step named, exit 1, the other GPU bound"
+
+# --- failVfioNode: the group's /dev/vfio node never appears
+fresh
+vgp_faults "$R" '{"failVfioNode": [12]}'
+vgp_run "${F[@]}" --address 0000:61:00.0 bind
+vgp_expect_rc 1
+[ "$(vgp_outcome 0000:61:00.0)" = rolled-back ] || fail "expected rolled-back"
+vgp_expect_out '/dev/vfio/12 did not appear within 1000 ms'
+expect_restored 0000:61:00.0
+ok "failVfioNode: rolled back, /dev/vfio/12 named"
+
+# --- probeNoop: drivers_probe binds nothing at all; the rollback binds the original driver directly
+fresh
+vgp_faults "$R" '{"probeNoop": true}'
+vgp_run "${F[@]}" --address 0000:61:00.0 bind
+vgp_expect_rc 1
+[ "$(vgp_outcome 0000:61:00.0)" = rolled-back ] || fail "expected rolled-back, got $(vgp_outcome 0000:61:00.0)"
+expect_restored 0000:61:00.0
+grep -q 'sys/bus/pci/drivers/nvidia/bind 0000:61:00.0' "$R/.sim/writes.log" || fail "no direct bind to nvidia"
+ok "probeNoop: the probe 'succeeds' binding nothing; rolled back through drivers/nvidia/bind"
+
+# --- vanishOnUnbind: the GPU falls off the bus; named, the journal keeps it until the next start forgets it
+fresh
+vgp_faults "$R" '{"vanishOnUnbind": ["0000:61:00.0"]}'
+vgp_run "${F[@]}" --address 0000:61:00.0 bind
+vgp_expect_rc 1
+[ "$(vgp_outcome 0000:61:00.0)" = failed ] || fail "expected failed, got $(vgp_outcome 0000:61:00.0)"
+vgp_expect_out '0000:61:00.0.*vanished'
+[ ! -e "$R/sys/bus/pci/devices/0000:61:00.0" ] || fail "device still there"
+vgp_expect_driver "$R" 0000:61:00.1 snd_hda_intel
+vgp_faults "$R" '{}'
+vgp_run "${F[@]}" --address 0000:63:00.0 bind
+vgp_expect_rc 0
+[ -z "$(vgp_journal_state "$STATE" 0000:61:00.0)" ] || fail "vanished 61:00.0 not forgotten"
+vgp_check_consistent "$R"
+ok "vanishOnUnbind: failed naming the vanished device; the next start forgets it"
+
+# --- vanish before the bind: the plan cannot find it: invalid input, nothing written
+fresh
+vgp_faults "$R" '{"vanish": ["0000:61:00.0"]}'
+vgp_writes_mark "$R"
+vgp_run "${F[@]}" --address 0000:61:00.0 bind
+vgp_expect_rc 2
+[ "$(vgp_writes_since "$R")" = 0 ] || fail "writes after a vanished planned GPU"
+ok "vanish: the GPU is gone before the bind: exit 2, zero writes"
+
+# --- no vfio-pci driver and no module to load: the module is named, nothing written
+fresh 'spec["noVfioDriver"] = True; spec["drivers"] = []'
+vgp_run "${F[@]}" --address 0000:61:00.0 bind
+vgp_expect_rc 1
+vgp_expect_out 'vfio_iommu_type1 kernel module cannot be loaded \(modprobe -d '
+[ "$(vgp_writes "$R")" = 0 ] || fail "writes before the preconditions held: $(cat "$R/.sim/writes.log")"
+expect_restored 0000:61:00.0
+ok "no vfio-pci: modprobe through the host root fails naming the module, zero writes"
+
+# --- IOMMU off: nothing is eligible, nothing written
+fresh 'spec["iommu"] = False'
+vgp_run "${F[@]}" --address 0000:61:00.0 bind
+vgp_expect_rc 2
+[ "$(vgp_writes "$R")" = 0 ] || fail "writes with the IOMMU off"
+ok "IOMMU off: exit 2, zero writes"
