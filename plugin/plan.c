@@ -5,7 +5,34 @@
  * Steps: (1) rows = GPU-like functions; (2) each row's IOMMU group members and eligibility; (3) resource names
  * per entry, with the duplicate check; (4) selection per entry in order: already on vfio (always, even beyond
  * the count), sticky, named by vfio-pci.ids, idle by NUMA policy, busy last; (5) keep/ineligible reasons for
- * the rest, the resource lists and the shortfall. */
+ * the rest, the resource lists and the shortfall.
+ *
+ * Rows: non-bridge functions that are display class (0x03xx) of vendor 10de or of a vendor an entry names, or
+ * whose vendor:device an entry names (so a function on vfio-pci with a named id is a row too). Audio, USB, UCSI
+ * functions are members of their GPU's group, not rows.
+ *
+ * Reasons (exact):
+ *   passthrough  "already on <driver>" | "already on <driver> (beyond count N)"
+ *   bind         "selected: K of N on NUMA n" | "selected: K of N NUMA unknown" (N = count or "all")
+ *                "selected: sticky (passed through before)"
+ *                "selected: named by vfio-pci.ids on the kernel command line"
+ *                "selected: K of N on NUMA n, busy: held by pid P (comm)[, ...] (busy policy fail|wait)"
+ *   keep         "not needed: count N reached" | "no passthrough entry matches"
+ *                | "no passthrough entry matches (stays on <vfio driver>, not served)"
+ *   ineligible   (first that applies) "IOMMU off: no IOMMU groups (enable intel_iommu=on / amd_iommu=on)"
+ *                | "no IOMMU group" | "NVSwitch <addr> in IOMMU group G"
+ *                | "foreign device <addr> (vvvv:dddd, <driver>|no driver) in IOMMU group G"
+ *                | "SR-IOV: N VFs enabled" ("1 VF") ; and for GPUs not on vfio: "boot VGA (drives the console)"
+ *                | exclude_why / "excluded: busy at bind time" | "busy: held by pid P (comm)[, pid ...]" (skip)
+ * Warnings: "NVSwitch on this node (N functions, first <addr>): NVIDIA Fabric Manager may not support splitting
+ * the node's GPUs between the host and VMs"; "vvvv:dddd \"<model>\": derived resource name repaired to NAME";
+ * "<resource>: device ids vvvv:dddd, vvvv:dddd share one resource"; "<path>: its GPUs have different names,
+ * served as N resources (...); the count applies to them together"; every shortfall message:
+ * "<path>: count N but only M GPUs match on this node[ (I more ineligible[, T taken by earlier entries])]".
+ *
+ * NUMA: balanced gives each pick to the node holding the fewest GPUs of the entry so far (counting those
+ * already on vfio, sticky, named by vfio-pci.ids), ties to the lowest node; packed fills the lowest node first;
+ * none is address order. Unknown NUMA (-1) is a node of its own, ordered after every known node. */
 #include "plan.h"
 
 #include <errno.h>
