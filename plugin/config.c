@@ -12,6 +12,7 @@
  * busy.timeoutSeconds 60; persist "none"; nodes [] (nodes[i].names and nodes[i].passthrough are required,
  * names non-empty, passthrough may be [] = nothing passed through on those nodes). */
 #include "config.h"
+#include "names.h"
 
 #include <errno.h>
 #include <fnmatch.h>
@@ -195,53 +196,8 @@ vgp_parse_count(const char *s, int *out)
 	return 0;
 }
 
-/* The NAME part of a resource: 1..63 chars [A-Za-z0-9._-], starting and ending alphanumeric. */
-static bool
-name_valid(const char *s)
-{
-	size_t n = strlen(s);
-	if (n < 1 || n > 63)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char ch = s[i];
-		bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
-		if (!alnum && ch != '.' && ch != '_' && ch != '-')
-			return false;
-		if ((i == 0 || i == n - 1) && !alnum)
-			return false;
-	}
-	return true;
-}
-
-/* A DNS-1123 subdomain: at most 253 chars, dot-separated labels of 1..63 [a-z0-9-], each starting and ending
- * with [a-z0-9]. */
-static bool
-prefix_valid(const char *s)
-{
-	size_t n = strlen(s), label = 0;
-	if (n < 1 || n > 253)
-		return false;
-	for (size_t i = 0; i <= n; i++) {
-		char ch = s[i];
-		if (ch == '.' || ch == '\0') {
-			if (label == 0 || s[i - 1] == '-')
-				return false;
-			label = 0;
-			continue;
-		}
-		bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
-		if (!alnum && ch != '-')
-			return false;
-		if (label == 0 && ch == '-')
-			return false;
-		if (++label > 63)
-			return false;
-	}
-	return true;
-}
-
 /* Kubernetes treats names in the kubernetes.io domain as native resources: kubelet refuses a device plugin
- * registering one. */
+ * registering one (vgp_prefix_valid refuses them; this only picks the message). */
 static bool
 prefix_reserved(const char *s)
 {
@@ -455,7 +411,7 @@ parse_passthrough(struct ctx *c, const char *path, json_t *obj, struct vgp_passt
 			return expected(c, p, v,
 					"the NAME part only, without the prefix (set resourcePrefix for the part before "
 					"the '/')");
-		if (s == NULL || !name_valid(s))
+		if (s == NULL || !vgp_name_valid(s))
 			return expected(c, p, v,
 					"null or a resource NAME (1-63 characters of A-Z a-z 0-9 . _ -, starting and "
 					"ending with a letter or digit)");
@@ -601,12 +557,12 @@ vgp_config_parse(const char *text, size_t len, const char *source, struct vgp_co
 		return oom(err);
 
 	if ((v = json_object_get(root, "resourcePrefix")) != NULL) {
-		if (!json_is_string(v) || !prefix_valid(json_string_value(v)))
-			return expected(&c, "resourcePrefix", v,
-					"a DNS subdomain of lower-case letters, digits, '-' and '.' (\"nvidia.com\")");
-		if (prefix_reserved(json_string_value(v)))
+		if (json_is_string(v) && prefix_reserved(json_string_value(v)))
 			return expected(&c, "resourcePrefix", v,
 					"a prefix outside the kubernetes.io domain (reserved for native resources)");
+		if (!json_is_string(v) || !vgp_prefix_valid(json_string_value(v)))
+			return expected(&c, "resourcePrefix", v,
+					"a DNS subdomain of lower-case letters, digits, '-' and '.' (\"nvidia.com\")");
 		c_out.resource_prefix = strdup(json_string_value(v));
 	} else {
 		c_out.resource_prefix = strdup(VGP_DEFAULT_PREFIX);
