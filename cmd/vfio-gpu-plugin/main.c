@@ -1,3 +1,512 @@
-/* main.c — placeholder until the command-line front end lands. */
+/* main.c — the command line: flags, sub-commands, signals. The only place that prints an error and decides the
+ * exit status (0 ok, 1 runtime failure, 2 invalid input). Everything else lives in plugin/. */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
-int main(void) { fputs("vfio-gpu-plugin: not built yet\n", stderr); return 1; }
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "error.h"
+#include "hostfs.h"
+#include "log.h"
+#include "pci.h"
+#include "plan.h"
+#include "report.h"
+#include "serve.h"
+#include "served.h"
+#include "vfio.h"
+
+#define VGP_VERSION "0.1.0"
+
+struct opts {
+	const char *command;
+	const char *config;
+	char **devices;
+	size_t n_devices;
+	char **addresses;
+	size_t n_addresses;
+	const char *count;
+	const char *host_root;
+	const char *pci_ids;
+	const char *node_name;      /* --node-name or $NODE_NAME: explicit */
+	char hostname[256];         /* fallback for display and configs without nodes entries */
+	char state_file[4096];
+	char kubelet_dir[4096];
+	const char *status_file;
+	double unbind_timeout, vfio_wait, reconcile_interval;
+	bool json, force, hco, ready;
+	const char *role;
+	char **args;                /* positional arguments after the command (release ADDR...) */
+	size_t n_args;
+};
+
+static const char usage_text[] =
+	"Usage: vfio-gpu-plugin [FLAGS] [COMMAND] [ARGS]\n"
+	"\n"
+	"Binds a chosen subset of a node's GPUs (each with its whole IOMMU group) to vfio-pci and serves them to\n"
+	"kubelet as nvidia.com/<MODEL> resources for KubeVirt VMs; the other GPUs stay on their driver for pods.\n"
+	"\n"
+	"Commands:\n"
+	"  serve                 plan, bind, then serve the kubelet device-plugin API (the default)\n"
+	"  plan [--json]         show what the node has and what would be done; changes nothing\n"
+	"  bind                  carry out the plan and exit (init container, boot-time systemd unit)\n"
+	"  release [--force] [ADDRESS...]\n"
+	"                        return GPUs (all the plugin moved, when none is named) to their original driver\n"
+	"  kubevirt-config [--hco]\n"
+	"                        print the KubeVirt permittedHostDevices entries for this node's resources\n"
+	"                        (--hco: the HyperConverged CR patch)\n"
+	"  machineconfig [--role ROLE]\n"
+	"                        print an OpenShift MachineConfig with the udev rule file and IOMMU kernel args\n"
+	"  health [--ready]      exit 0 when the running serve is alive (with --ready: registered and ready)\n"
+	"  version               print the version\n"
+	"\n"
+	"Selection (the simple case; or use --config):\n"
+	"  --device VENDOR:DEVICE   pass through GPUs with this PCI id, e.g. 10de:26b9 (repeatable)\n"
+	"  --count N|all            how many GPUs to pass through (default 1, or the number of --address)\n"
+	"  --address BDF            pass through this GPU, e.g. 0000:3b:00.0 (repeatable)\n"
+	"  --config FILE            JSON configuration (passthrough entries, NUMA policy, busy policy, per-node\n"
+	"                           entries); conflicts with --device/--count/--address\n"
+	"\n"
+	"Node:\n"
+	"  --host-root DIR          prefix of every host path (/sys, /dev, /proc, /etc, /var) (default /)\n"
+	"  --pci-ids FILE           pci.ids database for model names (default libpci's)\n"
+	"  --node-name NAME         node name for per-node config entries (default $NODE_NAME, then the host name)\n"
+	"  --state-file FILE        journal of moved functions (default <host-root>/var/lib/vfio-gpu-plugin/state.json)\n"
+	"\n"
+	"Serving:\n"
+	"  --kubelet-dir DIR        kubelet device-plugins directory\n"
+	"                           (default <host-root>/var/lib/kubelet/device-plugins)\n"
+	"  --status-file FILE       status written by serve, read by health (default /run/vfio-gpu-plugin/status.json)\n"
+	"  --reconcile-interval SEC periodic re-check of every served GPU (default 5)\n"
+	"\n"
+	"Binding:\n"
+	"  --unbind-timeout SEC     give up on a driver unbind after SEC; the GPU is then stuck (default 10)\n"
+	"  --vfio-wait SEC          wait for /dev/vfio/<group> after binding (default 5)\n"
+	"\n"
+	"Other:\n"
+	"  --log-level LEVEL        error, warn, info or debug (default info)\n"
+	"  --json                   plan: machine-readable output\n"
+	"  --force                  release: even when a process (a running VM) holds the group\n"
+	"  --hco                    kubevirt-config: HyperConverged CR patch\n"
+	"  --role ROLE              machineconfig: MachineConfigPool role (default worker)\n"
+	"  --ready                  health: readiness rather than liveness\n"
+	"  -h, --help               this text\n"
+	"\n"
+	"Exit status: 0 success, 1 runtime failure, 2 invalid input (configuration, flags, count beyond the GPUs).\n";
+
+enum {
+	OPT_CONFIG = 256, OPT_DEVICE, OPT_COUNT, OPT_ADDRESS, OPT_HOST_ROOT, OPT_PCI_IDS, OPT_NODE_NAME,
+	OPT_STATE_FILE, OPT_KUBELET_DIR, OPT_STATUS_FILE, OPT_UNBIND_TIMEOUT, OPT_VFIO_WAIT,
+	OPT_RECONCILE, OPT_LOG_LEVEL, OPT_JSON, OPT_FORCE, OPT_HCO, OPT_ROLE, OPT_READY,
+};
+
+static const struct option long_opts[] = {
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "device", required_argument, NULL, OPT_DEVICE },
+	{ "count", required_argument, NULL, OPT_COUNT },
+	{ "address", required_argument, NULL, OPT_ADDRESS },
+	{ "host-root", required_argument, NULL, OPT_HOST_ROOT },
+	{ "pci-ids", required_argument, NULL, OPT_PCI_IDS },
+	{ "node-name", required_argument, NULL, OPT_NODE_NAME },
+	{ "state-file", required_argument, NULL, OPT_STATE_FILE },
+	{ "kubelet-dir", required_argument, NULL, OPT_KUBELET_DIR },
+	{ "status-file", required_argument, NULL, OPT_STATUS_FILE },
+	{ "unbind-timeout", required_argument, NULL, OPT_UNBIND_TIMEOUT },
+	{ "vfio-wait", required_argument, NULL, OPT_VFIO_WAIT },
+	{ "reconcile-interval", required_argument, NULL, OPT_RECONCILE },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "force", no_argument, NULL, OPT_FORCE },
+	{ "hco", no_argument, NULL, OPT_HCO },
+	{ "role", required_argument, NULL, OPT_ROLE },
+	{ "ready", no_argument, NULL, OPT_READY },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const char *const commands[] = { "serve", "plan", "bind", "release", "kubevirt-config", "machineconfig",
+					"health", "version" };
+
+static int
+push(char ***v, size_t *n, char *s, vgp_error_t *err)
+{
+	char **nv = realloc(*v, (*n + 1) * sizeof **v);
+	if (nv == NULL)
+		return vgp_make_error(err, ENOMEM, "flags");
+	nv[(*n)++] = s;
+	*v = nv;
+	return 0;
+}
+
+static int
+parse_seconds(const char *flag, const char *s, double *out, vgp_error_t *err)
+{
+	char *end = NULL;
+	double v;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || end == s || *end != '\0' || v <= 0 || v > 86400)
+		return vgp_make_usage_error(err, "%s '%s': expected a number of seconds greater than 0", flag, s);
+	*out = v;
+	return 0;
+}
+
+static int
+parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
+{
+	const char *state_file = NULL, *kubelet_dir = NULL;
+	int c, lvl;
+
+	o->host_root = "/";
+	o->status_file = "/run/vfio-gpu-plugin/status.json";
+	o->unbind_timeout = 10;
+	o->vfio_wait = 5;
+	o->reconcile_interval = 5;
+	o->role = "worker";
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_CONFIG: o->config = optarg; break;
+		case OPT_DEVICE: if (push(&o->devices, &o->n_devices, optarg, err) < 0) return -1; break;
+		case OPT_COUNT: o->count = optarg; break;
+		case OPT_ADDRESS: if (push(&o->addresses, &o->n_addresses, optarg, err) < 0) return -1; break;
+		case OPT_HOST_ROOT: o->host_root = optarg; break;
+		case OPT_PCI_IDS: o->pci_ids = optarg; break;
+		case OPT_NODE_NAME: o->node_name = optarg; break;
+		case OPT_STATE_FILE: state_file = optarg; break;
+		case OPT_KUBELET_DIR: kubelet_dir = optarg; break;
+		case OPT_STATUS_FILE: o->status_file = optarg; break;
+		case OPT_UNBIND_TIMEOUT:
+			if (parse_seconds("--unbind-timeout", optarg, &o->unbind_timeout, err) < 0) return -1;
+			break;
+		case OPT_VFIO_WAIT:
+			if (parse_seconds("--vfio-wait", optarg, &o->vfio_wait, err) < 0) return -1;
+			break;
+		case OPT_RECONCILE:
+			if (parse_seconds("--reconcile-interval", optarg, &o->reconcile_interval, err) < 0) return -1;
+			break;
+		case OPT_LOG_LEVEL:
+			lvl = vgp_log_parse_level(optarg);
+			if (lvl < 0)
+				return vgp_make_usage_error(err, "--log-level '%s': expected error, warn, info or debug",
+							    optarg);
+			vgp_log_level = (enum vgp_log_level) lvl;
+			break;
+		case OPT_JSON: o->json = true; break;
+		case OPT_FORCE: o->force = true; break;
+		case OPT_HCO: o->hco = true; break;
+		case OPT_ROLE: o->role = optarg; break;
+		case OPT_READY: o->ready = true; break;
+		case 'h': o->command = "help"; return 0;
+		case ':': return vgp_make_usage_error(err, "%s needs a value (see --help)", argv[optind - 1]);
+		default: return vgp_make_usage_error(err, "unknown flag '%s' (see --help)", argv[optind - 1]);
+		}
+	}
+	o->command = optind < argc ? argv[optind++] : "serve";
+	bool known = false;
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		known |= strcmp(o->command, commands[i]) == 0;
+	if (!known)
+		return vgp_make_usage_error(err, "unknown command '%s' (see --help)", o->command);
+	o->args = argv + optind;
+	o->n_args = (size_t) (argc - optind);
+	if (o->n_args > 0 && strcmp(o->command, "release") != 0)
+		return vgp_make_usage_error(err, "%s takes no arguments (got '%s')", o->command, o->args[0]);
+
+	/* flags that belong to one command only */
+	if (o->json && strcmp(o->command, "plan") != 0)
+		return vgp_make_usage_error(err, "--json goes with plan");
+	if (o->force && strcmp(o->command, "release") != 0)
+		return vgp_make_usage_error(err, "--force goes with release");
+	if (o->hco && strcmp(o->command, "kubevirt-config") != 0)
+		return vgp_make_usage_error(err, "--hco goes with kubevirt-config");
+	if (o->ready && strcmp(o->command, "health") != 0)
+		return vgp_make_usage_error(err, "--ready goes with health");
+	if (o->config && (o->n_devices || o->n_addresses || o->count))
+		return vgp_make_usage_error(err, "--config conflicts with --device, --count and --address: put the "
+						 "selection in the file");
+
+	if (o->node_name == NULL) {
+		const char *env = getenv("NODE_NAME");
+		if (env != NULL && env[0] != '\0')
+			o->node_name = env;
+	}
+	if (gethostname(o->hostname, sizeof o->hostname) < 0)
+		snprintf(o->hostname, sizeof o->hostname, "localhost");
+	o->hostname[sizeof o->hostname - 1] = '\0';
+
+	if (state_file != NULL)
+		snprintf(o->state_file, sizeof o->state_file, "%s", state_file);
+	else if (vgp_host_path(o->state_file, sizeof o->state_file, o->host_root,
+			       "/var/lib/vfio-gpu-plugin/state.json") < 0)
+		return vgp_make_usage_error(err, "--host-root '%s': path too long", o->host_root);
+	if (kubelet_dir != NULL)
+		snprintf(o->kubelet_dir, sizeof o->kubelet_dir, "%s", kubelet_dir);
+	else if (vgp_host_path(o->kubelet_dir, sizeof o->kubelet_dir, o->host_root,
+			       "/var/lib/kubelet/device-plugins") < 0)
+		return vgp_make_usage_error(err, "--host-root '%s': path too long", o->host_root);
+	return 0;
+}
+
+/* Everything a command needs to know about the node and what to do with it. */
+struct node_state {
+	struct vgp_config cfg;
+	struct vgp_engine_opts eo;
+	struct vgp_inventory inv;
+	struct vgp_plan plan;
+	const char *node;        /* the name used for display and per-node entries */
+};
+
+static void
+node_state_free(struct node_state *s)
+{
+	vgp_plan_free(&s->plan);
+	vgp_inventory_free(&s->inv);
+	vgp_config_free(&s->cfg);
+}
+
+/* Config (flags or file), node entry, engine options. Nothing is read from the node yet. */
+static int
+load_config(const struct opts *o, struct node_state *s, vgp_error_t *err)
+{
+	int ret;
+	if (o->config != NULL)
+		ret = vgp_config_load_file(o->config, &s->cfg, err);
+	else
+		ret = vgp_config_from_flags(o->devices, o->n_devices, o->addresses, o->n_addresses, o->count, &s->cfg,
+					    err);
+	if (ret < 0)
+		return -1;
+	s->node = o->node_name != NULL ? o->node_name : o->hostname;
+	/* per-node entries need the node's real name: inside a pod the host name is the pod's */
+	if (vgp_config_effective(&s->cfg, o->node_name, &s->eo.pt, &s->eo.n_pt, NULL, err) < 0)
+		return -1;
+	s->eo.host_root = o->host_root;
+	s->eo.state_file = o->state_file;
+	s->eo.pci_ids = o->pci_ids;
+	s->eo.cfg = &s->cfg;
+	s->eo.unbind_timeout_ms = (int) (o->unbind_timeout * 1000);
+	s->eo.vfio_wait_ms = (int) (o->vfio_wait * 1000);
+	return 0;
+}
+
+static int
+load_node(const struct opts *o, struct node_state *s, vgp_error_t *err)
+{
+	if (load_config(o, s, err) < 0)
+		return -1;
+	return vgp_plan_node(&s->eo, &s->inv, &s->plan, err);
+}
+
+static int
+cmd_plan(const struct opts *o, vgp_error_t *err)
+{
+	struct node_state s = { 0 };
+	int ret = load_node(o, &s, err);
+	if (ret == 0) {
+		if (o->json) {
+			json_t *j = vgp_report_plan_json(&s.inv, &s.plan, s.node);
+			json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+			fputc('\n', stdout);
+			json_decref(j);
+		} else {
+			vgp_report_plan_table(stdout, &s.inv, &s.plan, s.node);
+		}
+		if (s.plan.shortfall)
+			ret = vgp_make_usage_error(err, "%s: %s", s.cfg.source, s.plan.shortfall_msg);
+	}
+	node_state_free(&s);
+	return ret;
+}
+
+static int
+cmd_kubevirt_config(const struct opts *o, vgp_error_t *err)
+{
+	struct node_state s = { 0 };
+	int ret = load_node(o, &s, err);
+	if (ret == 0)
+		vgp_report_kubevirt(stdout, &s.inv, &s.plan, o->hco);
+	node_state_free(&s);
+	return ret;
+}
+
+static int
+cmd_machineconfig(const struct opts *o, vgp_error_t *err)
+{
+	struct node_state s = { 0 };
+	_cleanup_free_ const char **fns = NULL;
+	_cleanup_free_ char *rules = NULL;
+	size_t n = 0;
+	int ret = load_node(o, &s, err);
+	if (ret == 0) {
+		fns = vgp_plan_vfio_functions(&s.inv, &s.plan, &n);
+		rules = fns ? vgp_udev_rules_text(fns, n) : NULL;
+		if (rules == NULL)
+			ret = vgp_make_error(err, ENOMEM, "machineconfig");
+		else
+			vgp_report_machineconfig(stdout, o->role, rules);
+	}
+	node_state_free(&s);
+	return ret;
+}
+
+static void
+print_results(FILE *out, const struct vgp_engine_report *rep)
+{
+	for (size_t i = 0; i < rep->n; i++) {
+		const struct vgp_gpu_result *r = &rep->r[i];
+		fprintf(out, "%-12s  %-12s  %6ld ms  %-28s  %s\n", r->addr, vgp_outcome_name(r->outcome), r->ms,
+			r->resource[0] ? r->resource : "-", r->msg ? r->msg : "");
+	}
+}
+
+static void
+print_warnings(FILE *out, const struct vgp_plan *plan)
+{
+	for (size_t w = 0; w < plan->n_warnings; w++)
+		fprintf(out, "warning: %s\n", plan->warnings[w]);
+}
+
+static int
+cmd_bind(const struct opts *o, vgp_error_t *err)
+{
+	struct node_state s = { 0 };
+	struct vgp_engine_report rep = { 0 };
+	int ret = load_config(o, &s, err);
+	if (ret == 0) {
+		ret = vgp_bind(&s.eo, &rep, err);
+		print_results(stdout, &rep);
+		if (rep.have_plan)
+			print_warnings(stderr, &rep.plan);
+	}
+	vgp_engine_report_free(&rep);
+	node_state_free(&s);
+	return ret;
+}
+
+static int
+cmd_release(const struct opts *o, vgp_error_t *err)
+{
+	struct vgp_engine_report rep = { 0 };
+	struct vgp_engine_opts eo = {
+		.host_root = o->host_root, .state_file = o->state_file, .pci_ids = o->pci_ids,
+		.unbind_timeout_ms = (int) (o->unbind_timeout * 1000), .vfio_wait_ms = (int) (o->vfio_wait * 1000),
+	};
+	int ret = vgp_release(&eo, (const char *const *) o->args, o->n_args, o->force, &rep, err);
+	print_results(stdout, &rep);
+	vgp_engine_report_free(&rep);
+	return ret;
+}
+
+static int
+cmd_serve(const struct opts *o, vgp_error_t *err)
+{
+	struct node_state s = { 0 };
+	struct vgp_engine_report rep = { 0 };
+	struct vgp_served_table table = { 0 };
+	_cleanup_error_ vgp_error_t bind_err = NULL;
+	_cleanup_free_ char *not_ready = NULL;
+	bool moved = false;
+	int ret;
+
+	if (load_config(o, &s, err) < 0) {
+		node_state_free(&s);
+		return -1;
+	}
+	/* serve binds what exists: a GPU that fell off the bus must not stop the GPUs already in VMs from being
+	 * served (design §6). A failure here is logged and reported not-ready, unless nothing could be planned. */
+	s.eo.shortfall_ok = true;
+	ret = vgp_bind(&s.eo, &rep, &bind_err);
+	for (size_t i = 0; i < rep.n; i++) {
+		const struct vgp_gpu_result *r = &rep.r[i];
+		log_info("%s %s in %ld ms%s%s", r->addr, vgp_outcome_name(r->outcome), r->ms, r->msg ? ": " : "",
+			 r->msg ? r->msg : "");
+		moved |= r->outcome == VGP_OUT_BOUND;
+	}
+	if (!rep.have_plan) {
+		vgp_engine_report_free(&rep);
+		node_state_free(&s);
+		*err = steal_pointer(&bind_err);
+		return -1;
+	}
+	for (size_t w = 0; w < rep.plan.n_warnings; w++)
+		log_warn("%s", rep.plan.warnings[w]);
+	if (moved)
+		log_warn("GPUs were moved off their driver: if NVIDIA's device plugin was already running it still counts "
+			 "them in nvidia.com/gpu until it restarts (restart its pod on this node)");
+	if (ret < 0 || rep.plan.shortfall) {
+		const char *why = ret < 0 && bind_err ? bind_err->msg : rep.plan.shortfall_msg;
+		if (asprintf(&not_ready, "%s", why ? why : "not every planned GPU is served") < 0)
+			not_ready = NULL;
+		log_warn("not ready: %s", not_ready ? not_ready : "");
+	}
+	ret = vgp_served_from_plan(&rep.inv, &rep.plan, &table, err);
+	if (ret == 0) {
+		struct vgp_serve_opts so = {
+			.host_root = o->host_root, .kubelet_dir = o->kubelet_dir, .status_file = o->status_file,
+			.reconcile_interval_ms = (int) (o->reconcile_interval * 1000),
+			.resources = table.res, .n_resources = table.n,
+			.ready = not_ready == NULL, .not_ready_reason = not_ready,
+		};
+		if (table.n == 0)
+			log_warn("no passthrough resource on this node: nothing to serve (waiting for SIGTERM)");
+		ret = vgp_serve_run(&so, err);
+	}
+	vgp_served_free(&table);
+	vgp_engine_report_free(&rep);
+	node_state_free(&s);
+	return ret;
+}
+
+static int
+cmd_health(const struct opts *o, vgp_error_t *err)
+{
+	char msg[1024];
+	int ret = vgp_status_check(o->status_file, NULL, o->ready, msg, sizeof msg);
+	if (ret < 0)
+		return vgp_make_error(err, 0, "%s", msg);
+	printf("%s\n", msg);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct opts o = { 0 };
+	_cleanup_error_ vgp_error_t err = NULL;
+	int ret;
+
+	ret = parse_args(argc, argv, &o, &err);
+	if (ret == 0) {
+		if (strcmp(o.command, "help") == 0) {
+			fputs(usage_text, stdout);
+		} else if (strcmp(o.command, "version") == 0) {
+			printf("vfio-gpu-plugin %s\n", VGP_VERSION);
+		} else if (strcmp(o.command, "plan") == 0) {
+			ret = cmd_plan(&o, &err);
+		} else if (strcmp(o.command, "kubevirt-config") == 0) {
+			ret = cmd_kubevirt_config(&o, &err);
+		} else if (strcmp(o.command, "machineconfig") == 0) {
+			ret = cmd_machineconfig(&o, &err);
+		} else if (strcmp(o.command, "bind") == 0) {
+			ret = cmd_bind(&o, &err);
+		} else if (strcmp(o.command, "release") == 0) {
+			ret = cmd_release(&o, &err);
+		} else if (strcmp(o.command, "health") == 0) {
+			ret = cmd_health(&o, &err);
+		} else {
+			ret = cmd_serve(&o, &err);
+		}
+	}
+	free(o.devices);
+	free(o.addresses);
+	if (ret < 0) {
+		fprintf(stderr, "vfio-gpu-plugin: %s\n", err && err->msg ? err->msg : "failed");
+		return err ? err->exit_code : 1;
+	}
+	return 0;
+}
