@@ -36,6 +36,11 @@ struct hmap { /* health index -> (resource, device) */
 	size_t res, dev;
 };
 
+struct kid { /* identity of a kubelet.sock: a re-created socket may reuse the inode, never the ctime too */
+	ino_t ino;
+	struct timespec ctime;
+};
+
 struct serve {
 	const struct vgp_serve_opts *o;
 	struct vgp_served_resource *res; /* our copies (vfio-dev nodes filled, health set) */
@@ -46,7 +51,7 @@ struct serve {
 	struct vgp_server *srv;
 	struct vgp_registrar *reg;
 	int sfd, ifd, tfd;
-	ino_t kubelet_ino;               /* kubelet.sock's inode when last seen, 0 = absent */
+	struct kid kubelet;              /* kubelet.sock when last seen (ino 0 = absent) */
 	bool ready;
 	char reason[512];
 };
@@ -259,15 +264,24 @@ write_status(struct serve *s)
 
 /* ---- kubelet restarts ---- */
 
-static ino_t
-kubelet_sock_ino(const char *kubelet_dir)
+static struct kid
+kubelet_sock_id(const char *kubelet_dir)
 {
 	char path[PATH_MAX];
 	struct stat st;
+	struct kid k = { 0, { 0, 0 } };
 	snprintf(path, sizeof path, "%s/kubelet.sock", kubelet_dir);
-	if (stat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
-		return 0;
-	return st.st_ino;
+	if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+		k.ino = st.st_ino;
+		k.ctime = st.st_ctim;
+	}
+	return k;
+}
+
+static bool
+kid_eq(const struct kid *a, const struct kid *b)
+{
+	return a->ino == b->ino && a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
 }
 
 /* Our socket of resource i is gone (kubelet restart or someone cleaned the directory): a fresh server. */
@@ -284,12 +298,14 @@ restart_resource(struct serve *s, size_t i, const char *why)
 	vgp_registrar_request(s->reg, i);
 }
 
-/* Check our sockets and kubelet.sock (after inotify events, and in every reconcile as the fallback). */
+/* Check our sockets and kubelet.sock (after inotify events, and in every reconcile as the fallback): a socket of
+ * ours gone -> a fresh server and a new registration; a kubelet.sock that is not the one we saw -> register again
+ * (the event only triggers the check, so an event for the socket we already registered with changes nothing). */
 static void
-check_kubelet(struct serve *s, bool kubelet_created)
+check_kubelet(struct serve *s)
 {
-	ino_t ino = kubelet_sock_ino(s->o->kubelet_dir);
-	bool restarted_kubelet = kubelet_created || (ino != 0 && ino != s->kubelet_ino);
+	struct kid now = kubelet_sock_id(s->o->kubelet_dir);
+	bool restarted_kubelet = now.ino != 0 && !kid_eq(&now, &s->kubelet);
 	bool *fresh = calloc(s->n_res ? s->n_res : 1, sizeof *fresh);
 
 	for (size_t i = 0; i < s->n_res; i++) {
@@ -300,7 +316,7 @@ check_kubelet(struct serve *s, bool kubelet_created)
 				fresh[i] = true;
 		}
 	}
-	if (restarted_kubelet && ino != 0) {
+	if (restarted_kubelet) {
 		/* a new kubelet knows nothing of us: register again (a fresh server above already asked) */
 		for (size_t i = 0; i < s->n_res; i++) {
 			if (fresh && fresh[i])
@@ -310,7 +326,7 @@ check_kubelet(struct serve *s, bool kubelet_created)
 			vgp_registrar_request(s->reg, i);
 		}
 	}
-	s->kubelet_ino = ino;
+	s->kubelet = now;
 	free(fresh);
 }
 
@@ -318,14 +334,12 @@ static void
 drain_inotify(struct serve *s)
 {
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-	bool kubelet_created = false, check = false;
+	bool check = false;
 	ssize_t n;
 
 	while ((n = read(s->ifd, buf, sizeof buf)) > 0) {
 		for (char *p = buf; p < buf + n;) {
 			struct inotify_event *ev = (struct inotify_event *) p;
-			if (ev->len > 0 && strcmp(ev->name, "kubelet.sock") == 0 && (ev->mask & (IN_CREATE | IN_MOVED_TO)))
-				kubelet_created = true;
 			if (ev->mask & (IN_DELETE | IN_MOVED_FROM | IN_Q_OVERFLOW))
 				check = true;
 			if (ev->mask & (IN_CREATE | IN_MOVED_TO))
@@ -333,8 +347,8 @@ drain_inotify(struct serve *s)
 			p += sizeof *ev + ev->len;
 		}
 	}
-	if (check || kubelet_created)
-		check_kubelet(s, kubelet_created);
+	if (check)
+		check_kubelet(s);
 }
 
 /* ---- the loop ---- */
@@ -378,7 +392,7 @@ run(struct serve *s, vgp_error_t *err)
 		log_info("%s: %zu devices (%s)", s->res[i].name, s->res[i].n_devs,
 			 s->res[i].iommufd ? "iommufd" : "vfio container");
 	}
-	s->kubelet_ino = kubelet_sock_ino(o->kubelet_dir);
+	s->kubelet = kubelet_sock_id(o->kubelet_dir);
 	for (size_t i = 0; i < s->n_res; i++)
 		vgp_registrar_request(s->reg, i);
 
@@ -436,7 +450,7 @@ run(struct serve *s, vgp_error_t *err)
 			if (read(s->tfd, &ticks, sizeof ticks) < 0 && errno != EAGAIN)
 				log_debug("timerfd: %s", strerror(errno));
 			changed = vgp_health_reconcile(s->health) > 0 || changed;
-			check_kubelet(s, false);
+			check_kubelet(s);
 			write_status(s); /* also refreshes "updated" */
 		}
 		if (changed) {

@@ -1,6 +1,6 @@
 # lib_serve.sh — helpers for the serve_*.sh scripts (sourced after lib.sh, never run).
 #
-#   vgp_serve_start ROOT [FLAGS...]  start `vfio-gpu-plugin serve` (GPUs 10de:26b9, count all) on the fixture ROOT
+#   vgp_serve_start ROOT [FLAGS...]  (e.g. --reconcile-interval SEC) start `vfio-gpu-plugin serve` (GPUs 10de:26b9, count all) on the fixture ROOT
 #                              under $VGP_WRAP, kubelet dir ROOT/kubelet, status file $T/status.json, log $T/serve.log;
 #                              waits until the plugin's socket exists. Sets SERVE_PID, KDIR.
 #                              (serve-tool, which drives vgp_serve_run directly, stands in while the CLI has no serve)
@@ -28,6 +28,13 @@ vgp_serve_start() { # ROOT [FLAGS...]
 	mkdir -p "$KDIR"
 	cmd=$(vgp_serve_cmd)
 	if [ "$(basename "$cmd")" = serve-tool ]; then
+		local a args=()
+		for a in "$@"; do # --reconcile-interval SEC (the CLI's flag) -> --reconcile-ms
+			case "${prev:-}" in --reconcile-interval) args[${#args[@]}-1]=--reconcile-ms; a=$((a * 1000)) ;; esac
+			args+=("$a")
+			prev=$a
+		done
+		set -- "${args[@]}"
 		$VGP_WRAP "$cmd" --host-root "$root" --pci-ids "$PCI_IDS" --kubelet-dir "$KDIR" --device 10de:26b9 \
 			--count all --status-file "$T/status.json" "$@" 2>>"$T/serve.log" &
 	else
