@@ -423,8 +423,10 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 	ret = vgp_bind(&s.eo, &rep, &bind_err);
 	for (size_t i = 0; i < rep.n; i++) {
 		const struct vgp_gpu_result *r = &rep.r[i];
-		log_info("%s %s in %ld ms%s%s", r->addr, vgp_outcome_name(r->outcome), r->ms, r->msg ? ": " : "",
-			 r->msg ? r->msg : "");
+		/* the engine logs each move as it happens; the rest is said here */
+		if (r->outcome != VGP_OUT_BOUND)
+			log_info("%s %s%s%s", r->addr, vgp_outcome_name(r->outcome), r->msg ? ": " : "",
+				 r->msg ? r->msg : "");
 		moved |= r->outcome == VGP_OUT_BOUND;
 	}
 	if (!rep.have_plan) {
