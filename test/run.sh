@@ -13,6 +13,10 @@ set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 SUITES=${VGP_SUITES:-"unit integration asan valgrind e2e"}
+# Where the builds are (the Makefile's OUT/BIN for the default and the SAN=1 build).
+OUT_DEFAULT=${VGP_OUT:-build/default}
+BIN_DEFAULT=${VGP_BINDIR:-bin}
+OUT_ASAN=${VGP_ASAN_OUT:-build/asan}
 pass=0 fail=0 skip=0
 failed=()
 LOGDIR=$(mktemp -d /tmp/vgp-test.XXXXXX)
@@ -59,21 +63,21 @@ VALGRIND="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-ki
 for suite in $SUITES; do
 	echo "== $suite"
 	case $suite in
-	unit) run_units build/default unit ;;
-	integration) run_scripts bin integration ;;
+	unit) run_units "$OUT_DEFAULT" unit ;;
+	integration) run_scripts "$BIN_DEFAULT" integration ;;
 	asan)
 		export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=98
 		export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=97
-		run_units build/asan asan
-		run_scripts build/asan/bin asan
+		run_units "$OUT_ASAN" asan
+		run_scripts "$OUT_ASAN/bin" asan
 		unset ASAN_OPTIONS UBSAN_OPTIONS ;;
 	valgrind)
-		run_units build/default valgrind "$VALGRIND --trace-children=yes"
-		run_scripts bin valgrind "$VALGRIND" only-marked ;;
+		run_units "$OUT_DEFAULT" valgrind "$VALGRIND --trace-children=yes"
+		run_scripts "$BIN_DEFAULT" valgrind "$VALGRIND" only-marked ;;
 	e2e)
 		log="$LOGDIR/e2e.log"
 		start=$(date +%s)
-		VGP_ROOT=$ROOT VGP_BIN=$ROOT/bin bash test/e2e/run.sh >"$log" 2>&1
+		VGP_ROOT=$ROOT VGP_BIN=$ROOT/$BIN_DEFAULT bash test/e2e/run.sh >"$log" 2>&1
 		rc=$?
 		if [ $rc -eq 0 ]; then
 			n=$(grep -c '^e2e ok ' "$log"); pass=$((pass + n)); echo "ok    e2e ($n scenarios, $(( $(date +%s) - start ))s)"
