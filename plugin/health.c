@@ -125,10 +125,11 @@ check_dev(struct hdev *d)
 
 	bool changed = healthy != d->healthy;
 	if (changed || strcmp(why, d->why) != 0) {
+		/* serve logs the change at info with the resource name; this is the watcher's own trace */
 		if (healthy)
-			log_info("health: %s Healthy", d->addr);
+			log_debug("health: %s Healthy", d->addr);
 		else
-			log_info("health: %s Unhealthy: %s", d->addr, why);
+			log_debug("health: %s Unhealthy: %s", d->addr, why);
 	}
 	d->healthy = healthy;
 	memcpy(d->why, why, sizeof why);
@@ -507,7 +508,7 @@ vgp_health_open(struct vgp_health **out, const char *host_root, const struct vgp
 		log_warn("health: cannot open the kernel uevent socket (%s): driver changes are seen only by the "
 			 "periodic reconcile", strerror(errno));
 
-	/* the initial state: a full check (every device starts Unhealthy with no reason, so this logs each) */
+	/* the initial state: a full check */
 	mark_all(h);
 	check_dirty(h);
 	*out = h;

@@ -26,8 +26,11 @@ struct vgp_health_dev {
 	size_t n_members;
 };
 
-/* Copy devs (the caller keeps ownership of its array and strings), open the watches and run the initial full
- * check. Returns 0, or -1 with *err filled (only when dev/vfio cannot be watched or memory runs out). */
+/* Copy devs (the caller keeps ownership of its array and strings; addresses are normalised, "61:00.0" is fine),
+ * open the watches and run the initial full check. While <host-root>/dev/vfio does not exist, <host-root>/dev is
+ * watched for its creation. Returns 0, or -1 with *err filled: an invalid address (usage error, exit code 2),
+ * neither dev/vfio nor dev can be watched, or out of memory. Changes are traced at debug level only: the caller
+ * logs them. */
 int vgp_health_open(struct vgp_health **h, const char *host_root, const struct vgp_health_dev *devs, size_t n,
 		    vgp_error_t *err);
 /* The descriptors to poll for POLLIN (inotify first, then the uevent socket when open). Returns the count. */
