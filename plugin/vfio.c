@@ -443,6 +443,22 @@ release_locks(struct eng *e)
 	}
 }
 
+/* A GPU on nvidia whose unbind lock reads 1 while this run does not hold it: a killed run took it. */
+static void
+release_stale_lock(struct eng *e, const char *addr)
+{
+	char p[PATH_LEN], val[16], drv[VGP_DRIVER_LEN];
+	_cleanup_error_ vgp_error_t err = NULL;
+	dev_driver(e, addr, drv);
+	if (strcmp(drv, "nvidia") != 0 || in_list(e->locked, e->n_locked, addr) || !lock_path(e, addr, p))
+		return;
+	if (vgp_read_file(p, val, sizeof val, &err) < 0 || strcmp(val + strspn(val, " \t"), "1") != 0)
+		return;
+	log_info("%s stays on nvidia but its unbind lock is taken (by a killed run?): releasing it", addr);
+	if (vgp_write_file(p, "0", &err) < 0)
+		log_warn("%s", err->msg);
+}
+
 /* Is the GPU (on nvidia) free to unbind? Holders by st_rdev, then the unbind lock (write 1, read back 1).
  * Returns 0 free (lock held when the driver has one), 1 busy (msg says why, naming PIDs), -1 error. */
 static int
@@ -471,8 +487,22 @@ gpu_busy(struct eng *e, const struct vgp_pci_dev *d, char *msg, size_t len, vgp_
 		return vgp_error_wrap(err, "%s: step unbind lock: ", d->addr);
 	if (list_add(&e->locked, &e->n_locked, d->addr) < 0)
 		return vgp_make_error(err, ENOMEM, "unbind lock");
-	if (vgp_read_file(p, val, sizeof val, err) < 0)
-		return vgp_error_wrap(err, "%s: step unbind lock: ", d->addr);
+	/* the kernel answers synchronously ("1\n" or "0\n"); anything else is not an answer yet (a simulated kernel
+	 * works asynchronously): read again within the bounded wait */
+	for (long deadline = now_ms() + e->wait_ms;;) {
+		const char *v = val;
+		if (vgp_read_file(p, val, sizeof val, err) < 0)
+			return vgp_error_wrap(err, "%s: step unbind lock: ", d->addr);
+		while (*v == ' ' || *v == '\t')
+			v++;
+		if (strcmp(v, "1") == 0 || strcmp(v, "0") == 0) {
+			memmove(val, v, strlen(v) + 1);
+			break;
+		}
+		if (now_ms() >= deadline)
+			break;
+		sleep_ms(POLL_MS);
+	}
 	if (strcmp(val, "1") != 0) {
 		list_del(e->locked, &e->n_locked, d->addr);
 		snprintf(msg, len, "%s is busy: the nvidia driver refused its unbind lock (a client still holds the "
@@ -1117,6 +1147,12 @@ repair(struct eng *e, vgp_error_t *err)
 			vgp_journal_remove(&e->j, x->addr);
 		}
 	}
+	/* an unbind lock a killed run left taken keeps every new client off that GPU: give it back */
+	for (size_t i = 0; i < e->plan.n; i++) {
+		const struct vgp_plan_gpu *g = &e->plan.gpus[i];
+		if (g->action != VGP_ACT_BIND)
+			release_stale_lock(e, e->inv.devs[g->dev].addr);
+	}
 	/* a function of a card on vfio-pci while its GPU is not (and not planned): back to its driver */
 	for (size_t i = 0; i < e->plan.n; i++) {
 		const struct vgp_plan_gpu *g = &e->plan.gpus[i];
@@ -1582,6 +1618,9 @@ vgp_release(const struct vgp_engine_opts *o, const char *const *addrs, size_t n,
 	}
 	for (size_t i = 0; i < ng; i++)
 		release_group(&e, gpus[i], force);
+	for (size_t i = 0; i < e.inv.n; i++)
+		if (vgp_dev_is_display(&e.inv.devs[i]))
+			release_stale_lock(&e, e.inv.devs[i].addr);
 	if (rep->n_failed > 0) {
 		vgp_make_error(err, 0, "%zu GPU%s not released", rep->n_failed, rep->n_failed == 1 ? "" : "s");
 		goto out;

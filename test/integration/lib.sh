@@ -201,6 +201,10 @@ for g, ms in groups.items():
     node = os.path.exists(os.path.join(root, "dev/vfio", str(g)))
     if on and not node:
         bad.append("group %d on vfio-pci without dev/vfio/%d" % (g, g))
+for d in spec["devices"]:
+    lock = os.path.join(root, "proc/driver/nvidia/gpus", d["addr"], "unbindLock")
+    if drv(d["addr"]) == "nvidia" and os.path.exists(lock) and open(lock).read().strip() == "1":
+        bad.append("%s on nvidia with its unbind lock left taken" % d["addr"])
 for b in bad: print("inconsistent:", b, file=sys.stderr)
 sys.exit(1 if bad else 0)
 EOF

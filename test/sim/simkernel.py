@@ -16,7 +16,9 @@ It watches the fixture (inotify, no polling) and applies the PCI core's semantic
 Binding to vfio-pci creates dev/vfio/<g> (char <vfioGroupMajor>:<g>) and, on iommufd nodes, <dev>/vfio-dev/vfioN
 and dev/vfio/devices/vfioN. Leaving nvidia removes proc/driver/nvidia/gpus/<a>; binding to nvidia restores it.
 Writes are read as the kernel reads them: the first line, stripped (a writer using O_WRONLY without O_TRUNC
-leaves the old tail behind); attributes that can be read are then rewritten to their canonical value.
+leaves the old tail behind); attributes that can be read are then replaced (rename) by their canonical value.
+The nvidia unbind lock reads " 1" or " 0" (a leading blank): a writer's "1" over it reads "10"/"11" until the sim
+has answered, so a reader that waits for a bare digit never takes its own write for the answer.
 
 Every write seen is appended to ROOT/.sim/writes.log as "<path relative to ROOT> <value>" ("(empty)" for an
 empty value), device attributes under their sys/bus/pci/devices/<addr>/ name. ROOT/.sim/ready appears once the
@@ -68,6 +70,10 @@ IN_CLOEXEC = 0o2000000
 NETLINK_KOBJECT_UEVENT = 15
 NVIDIA_MAJOR = 195
 NULL = "(null)"
+# The unbind lock reads " 1" / " 0": the kernel's answer with a leading blank, so that a writer's "1" written over
+# it (no O_TRUNC) reads "10"/"11" until the sim has answered: a reader polls until it sees a bare digit.
+LOCK_YES = " 1\n"
+LOCK_NO = " 0\n"
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.inotify_init1.argtypes = [ctypes.c_int]
@@ -102,7 +108,6 @@ class Sim:
             raise OSError(ctypes.get_errno(), "inotify_init1")
         self.wd = {}              # wd -> (kind, key, dirpath)
         self.wd_by_path = {}
-        self.ignore = {}          # path -> number of self-caused close-writes still to come
         self.faults = {}
         self.writes_since_faults = 0
         self.seqnum = 1000
@@ -244,6 +249,10 @@ class Sim:
         gpus = self.J("proc/driver/nvidia/gpus")
         if os.path.isdir(gpus):
             for a in os.listdir(gpus):
+                lock = os.path.join(gpus, a, "unbindLock")
+                if os.path.exists(lock):
+                    v = (self.first_line(lock) or "0")[:1]
+                    self.rewrite(lock, LOCK_YES if v == "1" else LOCK_NO)
                 self.add_watch(os.path.join(gpus, a), IN_CLOSE_WRITE, "nvgpu", a)
 
     # ------------------------------------------------------------------------------------------ helpers
@@ -266,17 +275,17 @@ class Sim:
         return "" if v in ("", NULL) else v
 
     def rewrite(self, path, text):
-        """Set a readable attribute to its canonical value; its close-write event is ours."""
+        """Set a readable attribute to its canonical value: a new file renamed over it, so a reader never sees it
+        half written and the sim gets no close-write event of its own."""
+        tmp = path + ".simtmp"
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+            st = os.stat(path)
+            with open(tmp, "w") as f:
+                f.write(text)
+            os.chmod(tmp, stat.S_IMODE(st.st_mode))
+            os.rename(tmp, path)
         except OSError as e:
             log("rewrite %s: %s" % (path, e.strerror))
-            return
-        try:
-            os.write(fd, text.encode())
-        finally:
-            os.close(fd)
-        self.ignore[path] = self.ignore.get(path, 0) + 1
 
     def first_line(self, path):
         try:
@@ -444,7 +453,7 @@ class Sim:
         with open(os.path.join(gdir, "information"), "w") as f:
             f.write(d.nv_info)
         with open(os.path.join(gdir, "unbindLock"), "w") as f:
-            f.write("0\n")
+            f.write(LOCK_NO)
         node = self.J("dev/nvidia%d" % d.minor)
         if not os.path.exists(node):
             os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(NVIDIA_MAJOR, d.minor))
@@ -563,13 +572,6 @@ class Sim:
 
     def on_write(self, kind, key, dirpath, name):
         path = os.path.join(dirpath, name)
-        n = self.ignore.get(path, 0)
-        if n:
-            if n == 1:
-                del self.ignore[path]
-            else:
-                self.ignore[path] = n - 1
-            return
         if kind == "sim":
             if name == "faults.json":
                 self.load_faults()
@@ -594,15 +596,16 @@ class Sim:
                 return
             d = self.devs.get(key)
             self.touching(key)
+            value = value[:1]   # the digit written over the canonical " N"
             if value == "1":
                 held = self.holders(d.minor) if d and d.minor is not None else []
                 refused = self.fault("refuseUnbindLock", key)
                 ok = not held and not refused
                 if not ok:
                     log("unbindLock %s refused (%s)" % (key, "holders %s" % held if held else "fault"))
-                self.rewrite(path, "1\n" if ok else "0\n")
+                self.rewrite(path, LOCK_YES if ok else LOCK_NO)
             else:
-                self.rewrite(path, "0\n")
+                self.rewrite(path, LOCK_NO)
             return
         if not value:
             self.record(rel, value)
@@ -649,6 +652,8 @@ class Sim:
                 if name == "faults.json":
                     self.load_faults()
                 continue
+            if name.endswith((".simtmp", ".simfifo")):
+                continue   # the sim's own replacement files
             if mask & IN_CLOSE_WRITE:
                 try:
                     self.on_write(kind, key, dirpath, name)
