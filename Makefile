@@ -23,6 +23,15 @@ PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CRIT_CFLAGS := $(shell pkg-config --cflags criterion 2>/dev/null)
 CRIT_LIBS := $(shell pkg-config --libs criterion 2>/dev/null)
 
+# `make V=1` shows the full commands.
+ifeq ($(V),1)
+Q :=
+say = @true
+else
+Q := @
+say = @printf '  %-6s %s\n' $(1) $(2)
+endif
+
 GEN := $(OUT)/gen
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iplugin -I$(GEN) $(PKG_CFLAGS) $(SANFLAGS)
@@ -51,35 +60,43 @@ deps:
 # `register`; the services are served by hand with gRPC's C core, so only the messages are generated.
 $(GEN)/api.pb-c.c $(GEN)/api.pb-c.h: proto/api.proto
 	@mkdir -p $(GEN)
-	sed '/^service /,/^}/d' proto/api.proto > $(GEN)/api.proto
-	protoc-c --proto_path=$(GEN) --c_out=$(GEN) $(GEN)/api.proto
+	$(call say,PROTOC,$<)
+	$(Q)sed '/^service /,/^}/d' proto/api.proto > $(GEN)/api.proto
+	$(Q)protoc-c --proto_path=$(GEN) --c_out=$(GEN) $(GEN)/api.proto
 
 $(GEN)/api.pb-c.o: $(GEN)/api.pb-c.c
-	$(CC) $(CFLAGS) -Wno-unused-parameter -c -o $@ $<
+	$(call say,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Wno-unused-parameter -c -o $@ $<
 
 $(OUT)/%.o: %.c $(GEN)/api.pb-c.h $(wildcard plugin/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(call say,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
 $(LIB): $(PLUGIN_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(call say,AR,$@)
+	$(Q)ar rcs $@ $^
 
 $(BIN)/vfio-gpu-plugin: $(MAIN_SRC:%.c=$(OUT)/%.o) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BIN)/%: $(OUT)/test/tools/%.o $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(OUT)/test/%: $(OUT)/test/unit/%.o $(UNIT_HELPERS:%.c=$(OUT)/%.o) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CRIT_LIBS)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CRIT_LIBS)
 
 $(OUT)/test/unit/%.o: test/unit/%.c $(GEN)/api.pb-c.h $(wildcard plugin/*.h test/unit/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CRIT_CFLAGS) -Itest/unit -c -o $@ $<
+	$(call say,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(CRIT_CFLAGS) -Itest/unit -c -o $@ $<
 
 # The full suite: the README's second command. Installs what is missing first (a fresh Debian 12 is enough).
 test: deps
