@@ -50,6 +50,8 @@ UNITS := $(UNIT_SRC:test/unit/%.c=$(OUT)/test/%)
 
 .PHONY: all deps test test-fast unit integration asan valgrind e2e demo bench fuzz clean
 .DELETE_ON_ERROR:
+# keep the objects of tools and unit tests (chained pattern rules would delete them as intermediates)
+.SECONDARY:
 
 all: $(BIN)/vfio-gpu-plugin $(TOOLS) $(UNITS)
 
