@@ -1,9 +1,8 @@
 # lib_serve.sh — helpers for the serve_*.sh scripts (sourced after lib.sh, never run).
 #
-#   vgp_serve_start ROOT [FLAGS...]  (e.g. --reconcile-interval SEC) start `vfio-gpu-plugin serve` (GPUs 10de:26b9, count all) on the fixture ROOT
+#   vgp_serve_start ROOT [FLAGS...]  start `vfio-gpu-plugin serve` (GPUs 10de:26b9, count all) on the fixture ROOT
 #                              under $VGP_WRAP, kubelet dir ROOT/kubelet, status file $T/status.json, log $T/serve.log;
 #                              waits until the plugin's socket exists. Sets SERVE_PID, KDIR.
-#                              (serve-tool, which drives vgp_serve_run directly, stands in while the CLI has no serve)
 #   vgp_serve_stop [MAX_MS]    SIGTERM; fails unless it exits 0 within MAX_MS (default 2000; 15000 under a wrapper)
 #                              and every socket of ours is gone. Sets STOP_MS.
 #   vgp_fk ARGS...             run the fake kubelet on $KDIR (output $T/fk.out); fails when it fails
@@ -13,34 +12,13 @@
 SERVE_PID=
 KDIR=
 
-vgp_serve_cmd() {
-	if [ -x "$VGP_BIN/vfio-gpu-plugin" ] && "$VGP_BIN/vfio-gpu-plugin" --help 2>&1 | grep -q -- '--kubelet-dir'; then
-		echo "$VGP_BIN/vfio-gpu-plugin"
-	else
-		echo "$VGP_BIN/serve-tool"
-	fi
-}
-
 vgp_serve_start() { # ROOT [FLAGS...]
-	local root=$1 cmd i
+	local root=$1 i
 	shift
 	KDIR=$root/kubelet
 	mkdir -p "$KDIR"
-	cmd=$(vgp_serve_cmd)
-	if [ "$(basename "$cmd")" = serve-tool ]; then
-		local a args=()
-		for a in "$@"; do # --reconcile-interval SEC (the CLI's flag) -> --reconcile-ms
-			case "${prev:-}" in --reconcile-interval) args[${#args[@]}-1]=--reconcile-ms; a=$((a * 1000)) ;; esac
-			args+=("$a")
-			prev=$a
-		done
-		set -- "${args[@]}"
-		$VGP_WRAP "$cmd" --host-root "$root" --pci-ids "$PCI_IDS" --kubelet-dir "$KDIR" --device 10de:26b9 \
-			--count all --status-file "$T/status.json" "$@" 2>>"$T/serve.log" &
-	else
-		$VGP_WRAP "$cmd" --host-root "$root" --pci-ids "$PCI_IDS" --kubelet-dir "$KDIR" --device 10de:26b9 \
-			--count all --status-file "$T/status.json" "$@" serve 2>>"$T/serve.log" &
-	fi
+	$VGP_WRAP "$VGP_BIN/vfio-gpu-plugin" --host-root "$root" --pci-ids "$PCI_IDS" --kubelet-dir "$KDIR" \
+		--device 10de:26b9 --count all --status-file "$T/status.json" "$@" serve 2>>"$T/serve.log" &
 	SERVE_PID=$!
 	for i in $(seq 600); do
 		ls "$KDIR"/vfio-gpu-*.sock >/dev/null 2>&1 && return 0

@@ -3,7 +3,7 @@
 # registration (options identical to GetDevicePluginOptions), the first list with NUMA topology, Allocate for 1, 2
 # and all GPUs (exact env and DeviceSpecs), several containers, an empty request, unknown IDs, GetPreferredAllocation
 # (NUMA, must-include, too many must-include), malformed protobuf, PreStartContainer, an unhealthy device refused
-# and healthy again (dev/vfio/<g> removed and re-created), the status file and `health`, SIGTERM.
+# and healthy again (dev/vfio/<g> removed and re-created), the status file and `health`, SIGHUP ignored, SIGTERM.
 # valgrind: yes
 set -eu
 . "$VGP_ROOT/test/integration/lib.sh"
@@ -90,12 +90,15 @@ s = json.load(open(sys.argv[1]))
 assert s["ready"] is True and s["resources"][0]["registered"] is True, s
 assert s["resources"][0]["name"] == "nvidia.com/AD102GL_L40S" and s["resources"][0]["devices"] == 4, s
 EOF
-if [ "$(basename "$(vgp_serve_cmd)")" = serve-tool ]; then
-	"$VGP_BIN/serve-tool" --check "$T/status.json" --kubelet-dir "$KDIR" --ready >"$T/out" || fail "health --ready"
-else
-	"$VGP_BIN/vfio-gpu-plugin" --status-file "$T/status.json" --kubelet-dir "$KDIR" health --ready >"$T/out" 2>&1 || fail "health --ready"
-fi
+"$VGP_BIN/vfio-gpu-plugin" --status-file "$T/status.json" health --ready >"$T/out" 2>&1 || fail "health --ready"
+"$VGP_BIN/vfio-gpu-plugin" --status-file "$T/status.json" health >"$T/out" 2>&1 || fail "health"
 ok "status file and health"
+
+# SIGHUP is ignored
+kill -HUP "$SERVE_PID"
+sleep 0.3
+kill -0 "$SERVE_PID" 2>/dev/null || fail "SIGHUP killed serve"
+grep -q 'SIGHUP ignored' "$T/serve.log" || fail "SIGHUP not logged"
 
 # a kubelet that comes back gets a registration again; SIGTERM ends its stream, removes the socket, exit 0
 "$VGP_BIN/fake-kubelet" --dir "$KDIR" --timeout 120 --expect-devices 4 --exec "touch $T/fk-ready" --wait-stream-end \
@@ -107,4 +110,5 @@ vgp_serve_stop
 wait $FK || { cat "$T/fk2.out"; fail "second fake kubelet"; }
 grep -q '"event":"stream_ended"' "$T/fk2.out" || fail "stream did not end"
 [ ! -e "$T/status.json" ] || fail "status file left behind"
+if "$VGP_BIN/vfio-gpu-plugin" --status-file "$T/status.json" health >"$T/out" 2>&1; then fail "health passes after exit"; fi
 ok "SIGTERM: exit 0 in $STOP_MS ms, socket removed"
