@@ -145,7 +145,7 @@ fi
 S=$WORK/scripts
 mkdir -p "$S/e2e"
 cp "$E2E/init" "$S/init"
-cp "$E2E"/guest.sh "$S/e2e/"
+cp "$E2E"/guest.sh "$E2E"/json.awk "$S/e2e/"
 chmod 0755 "$S/init" "$S/e2e/guest.sh"
 (cd "$S" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) >"$WORK/scripts.cpio"
 cat "$BASE" "$APP" "$WORK/scripts.cpio" >"$WORK/initrd.cpio"
