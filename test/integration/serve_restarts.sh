@@ -37,6 +37,6 @@ n=$(grep -c 'socket removed: starting a fresh server' "$T/serve.log")
 [ "$n" -ge 20 ] || fail "only $n re-registrations logged"
 grep -q 'registered with kubelet' "$T/serve.log" || fail "no registration log line"
 grep -q 'kubevirt-AD102GL_L40S.sock' "$T/serve.log" || fail "no warning about the competing socket"
-ok "20 kubelet restarts, each followed by a re-registration ($n registrations)"
+ok "20 kubelet restarts, each followed by a fresh socket and a re-registration ($n logged)"
 vgp_serve_stop
 ok "SIGTERM: exit 0 in $STOP_MS ms"
