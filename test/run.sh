@@ -72,7 +72,7 @@ for suite in $SUITES; do
 		run_scripts "$OUT_ASAN/bin" asan
 		unset ASAN_OPTIONS UBSAN_OPTIONS ;;
 	valgrind)
-		run_units "$OUT_DEFAULT" valgrind "$VALGRIND --trace-children=yes"
+		run_units "$OUT_DEFAULT" valgrind "$VALGRIND --trace-children=yes --trace-children-skip=*python*,*/sh,*/bash,*/env,*/unshare"
 		run_scripts "$BIN_DEFAULT" valgrind "$VALGRIND" only-marked ;;
 	e2e)
 		log="$LOGDIR/e2e.log"
