@@ -12,6 +12,8 @@
 #include "util.h"
 
 #define DEV_VFIO "/dev/vfio/vfio"
+#define MAX_DEPTH 63  /* topology depths are clamped here for the seed potential */
+#define MAX_SEEDS 32  /* seed trials of one GetPreferredAllocation container without must-include devices */
 #define DEV_IOMMU "/dev/iommu"
 
 ssize_t
@@ -387,6 +389,8 @@ prefer_container(const struct vgp_served_resource *r, const V1beta1__ContainerPr
 	_cleanup_free_ size_t *chosen = NULL, *cand = NULL, *order = NULL, *best_order = NULL;
 	_cleanup_free_ uint64_t *score = NULL, *base = NULL;
 	_cleanup_free_ uint32_t *depth = NULL;
+	_cleanup_free_ size_t *ncomp = NULL, *seeds = NULL;
+	_cleanup_free_ uint64_t *pot = NULL;
 	_cleanup_free_ int *nodes = NULL;
 	size_t n = r->n_devs, n_chosen = 0, n_cand = 0, n_must_raw = 0, rest, size;
 
@@ -500,11 +504,51 @@ prefer_container(const struct vgp_served_resource *r, const V1beta1__ContainerPr
 			greedy(depth, n_cand, score, picked, rest, order);
 			memcpy(best_order, order, rest * sizeof *order);
 		} else {
-			/* no anchor: try every candidate as the seed, keep the tightest set (first seed on a tie) */
+			/* no anchor: try candidates as the seed and keep the tightest set. Seeds go in order of their
+			 * potential (the sum of their rest-1 largest topology depths: how dense a cluster around them
+			 * can get), then address; a sibling of a seed already tried (same parent, or both without a
+			 * topology) is interchangeable with it and skipped; at most MAX_SEEDS are tried, so the cost
+			 * stays bounded on nodes with hundreds of GPUs. On equal totals the first seed tried wins. */
 			uint64_t best_total = 0;
 			bool have = false;
-			for (size_t s = 0; s < n_cand; s++) {
+			size_t tried = 0;
+			ncomp = calloc(n_cand, sizeof *ncomp);
+			seeds = calloc(n_cand, sizeof *seeds);
+			pot = calloc(n_cand, sizeof *pot);
+			if (ncomp == NULL || seeds == NULL || pot == NULL)
+				return vgp_make_error(err, ENOMEM, "preferred allocation");
+			for (size_t a = 0; a < n_cand; a++) {
+				const char *tp = r->devs[cand[a]].topo_path;
+				size_t hist[MAX_DEPTH + 1] = { 0 }, need = rest - 1;
+				ncomp[a] = tp != NULL ? vgp_topo_common(tp, tp) : 0;
+				for (size_t b = 0; b < n_cand; b++)
+					if (b != a)
+						hist[depth[a * n_cand + b] < MAX_DEPTH ? depth[a * n_cand + b] : MAX_DEPTH]++;
+				for (size_t d = MAX_DEPTH; d > 0 && need > 0; d--) {
+					size_t take = hist[d] < need ? hist[d] : need;
+					pot[a] += (uint64_t) take * d;
+					need -= take;
+				}
+				/* insertion by potential (descending), address order kept among equals */
+				size_t j = a;
+				while (j > 0 && pot[seeds[j - 1]] < pot[a]) {
+					seeds[j] = seeds[j - 1];
+					j--;
+				}
+				seeds[j] = a;
+			}
+			for (size_t si = 0; si < n_cand && tried < MAX_SEEDS; si++) {
+				size_t s = seeds[si];
 				uint64_t total;
+				bool sibling_tried = false;
+				for (size_t ei = 0; ei < si && !sibling_tried; ei++) {
+					size_t e = seeds[ei];
+					sibling_tried = ncomp[e] == ncomp[s] &&
+							(ncomp[s] == 0 || depth[e * n_cand + s] + 1 == ncomp[s]);
+				}
+				if (sibling_tried)
+					continue;
+				tried++;
 				memset(picked, 0, n_cand * sizeof *picked);
 				memset(score, 0, n_cand * sizeof *score);
 				picked[s] = true;

@@ -507,3 +507,37 @@ Test(allocate, topo_common)
 	cr_expect_eq(vgp_topo_common("a/bc", "a/b"), 1);
 	cr_expect_eq(vgp_topo_common(NULL, "a"), 0);
 }
+
+Test(allocate, preferred_large_flat_node)
+{
+	/* 512 GPUs under one root: every seed is a sibling of the first; the lowest addresses win the ties */
+	static struct vgp_served_dev big[512];
+	static char paths[512][48];
+	V1beta1__PreferredAllocationRequest req = V1BETA1__PREFERRED_ALLOCATION_REQUEST__INIT;
+	V1beta1__ContainerPreferredAllocationRequest c = V1BETA1__CONTAINER_PREFERRED_ALLOCATION_REQUEST__INIT, *cp = &c;
+	V1beta1__PreferredAllocationResponse *resp = NULL;
+	vgp_error_t err = NULL;
+	char *av[512];
+
+	for (int i = 0; i < 512; i++) {
+		snprintf(big[i].addr, sizeof big[i].addr, "%04x:%02x:00.0", i / 255, i % 255 + 1);
+		snprintf(paths[i], sizeof paths[i], "pci0000:00/%.16s", big[i].addr);
+		big[i].topo_path = paths[i];
+		big[i].numa = i < 256 ? 0 : 1;
+		big[i].group = i + 1;
+		big[i].healthy = true;
+		av[511 - i] = big[i].addr;
+	}
+	res.devs = big;
+	res.n_devs = 512;
+	c.available_deviceids = av;
+	c.n_available_deviceids = 512;
+	c.allocation_size = 300;
+	req.container_requests = &cp;
+	req.n_container_requests = 1;
+	cr_assert_eq(vgp_alloc_preferred(&res, &req, &resp, &err), 0);
+	cr_assert_eq(resp->container_responses[0]->n_deviceids, 300);
+	for (int i = 0; i < 300; i++)
+		cr_expect_str_eq(resp->container_responses[0]->deviceids[i], big[i].addr);
+	vgp_alloc_preferred_free(resp);
+}
