@@ -250,12 +250,14 @@ reg_thread(void *arg)
 
 		struct reg_state *s = &r->res[pick];
 		unsigned gen = s->gen;
+		bool first_try = s->failures == 0;
 		_cleanup_free_ char *res = strdup(s->resource), *ep = strdup(s->endpoint);
 		_cleanup_error_ vgp_error_t err = NULL;
 		pthread_mutex_unlock(&r->mu);
 		int rc = -1;
 		if (res != NULL && ep != NULL) {
-			vgp_warn_competing_sockets(r->kubelet_dir, res, ep);
+			if (first_try) /* once per request, not on every retry */
+				vgp_warn_competing_sockets(r->kubelet_dir, res, ep);
 			rc = vgp_register_once(r->kubelet_dir, res, ep, VGP_REGISTER_TIMEOUT_MS, &r->stop, &err);
 		}
 		pthread_mutex_lock(&r->mu);
