@@ -33,6 +33,8 @@ cat >$CFG <<'EOF'
 }
 EOF
 P() { timeout 120 vfio-gpu-plugin --config $CFG --pci-ids $PCIIDS --node-name e2e-node "$@"; }
+# the simple flags (vendor 1234: the default vendor is NVIDIA's 10de)
+F() { timeout 120 vfio-gpu-plugin --pci-ids $PCIIDS --device 1234:1111 "$@"; }
 
 # --- the kernel's state -----------------------------------------------------------------------------------
 drv() { if [ -e $SYS/$1/driver ]; then basename "$(readlink $SYS/$1/driver)"; else echo none; fi; }
@@ -180,7 +182,7 @@ start_kubelet() { # NAME STEP...: in the background, events to /tmp/NAME.json
 	mkdir -p $KDIR
 	fake-kubelet --dir $KDIR --timeout 60 "$@" >/tmp/$_k.json 2>/tmp/$_k.err &
 	KPID=$!
-	wait_for 30 grep -q '"listening"' /tmp/$_k.json || bad "fake kubelet $_k did not start: $(cat /tmp/$_k.err)"
+	wait_for 30 grep -qs '"listening"' /tmp/$_k.json || bad "fake kubelet $_k did not start: $(cat /tmp/$_k.err)"
 }
 wait_kubelet() { # NAME: waits for the script's end; 0 when every step held
 	wait $KPID; _rc=$?
@@ -255,7 +257,7 @@ scenario_3() { # restart: a second start makes no sysfs write and serves the sam
 	# a running VM holds one group during the restart
 	vfio-client --hold 120 $held "$(audio $held)" >/tmp/holder3.out 2>&1 &
 	hp=$!
-	wait_for 20 grep -q 'vfio-client: ok' /tmp/holder3.out || bad "vfio-client could not open $held: $(cat /tmp/holder3.out)"
+	wait_for 20 grep -qs 'vfio-client: ok' /tmp/holder3.out || bad "vfio-client could not open $held: $(cat /tmp/holder3.out)"
 	ls -i /dev/vfio >/tmp/inodes.before
 	ovr_before=$(for a in $GPUS; do echo "$a $(ovr $a) $(ovr "$(audio $a)")"; done)
 	uev_before=$(wc -l </tmp/uevents.log)
@@ -284,8 +286,8 @@ scenario_4() { # health: the GPU function alone unbound from vfio-pci -> Unhealt
 	# the reconcile is pushed out of the way (an hour): only a kernel uevent can tell; /dev/vfio/$G stays
 	# (the audio function keeps the group on vfio-pci), so inotify cannot either
 	start_kubelet k4 --wait-register 1 --resource $RESOURCE --expect-devices 3 --wait-health $g=Healthy \
-		--exec "echo $g >/sys/bus/pci/drivers/vfio-pci/unbind" --exec "test -c /dev/vfio/$G" \
-		--wait-health $g=Unhealthy \
+		--exec "echo $g >/sys/bus/pci/drivers/vfio-pci/unbind" --wait-health $g=Unhealthy \
+		--exec "test -c /dev/vfio/$G" \
 		--exec "echo $g >/sys/bus/pci/drivers/vfio-pci/bind" --wait-health $g=Healthy
 	start_serve s4 --reconcile-interval 3600
 	wait_kubelet k4
@@ -317,7 +319,7 @@ scenario_5() { # release: every moved function back to bochs-drm / snd_hda_intel
 	held=$(echo $bound | cut -d' ' -f1)
 	vfio-client --hold 60 $held >/tmp/holder.out 2>&1 &
 	hp=$!
-	wait_for 20 grep -q 'vfio-client: ok' /tmp/holder.out || bad "vfio-client could not open $held: $(cat /tmp/holder.out)"
+	wait_for 20 grep -qs 'vfio-client: ok' /tmp/holder.out || bad "vfio-client could not open $held: $(cat /tmp/holder.out)"
 	P release $held >/tmp/rel0.out 2>&1; rc=$?
 	cat /tmp/rel0.out
 	[ $rc -ne 0 ] || bad "release of $held succeeded while a VFIO client holds its group"
@@ -338,15 +340,23 @@ scenario_5() { # release: every moved function back to bochs-drm / snd_hda_intel
 
 scenario_6() { # refusals: a GPU sharing its group with a NIC; a half-bound group
 	# (a) the GPU behind the PCIe-to-PCI bridge shares its group with the e1000: ineligible, nothing touched
-	timeout 60 vfio-gpu-plugin --pci-ids $PCIIDS --address $FOREIGN bind >/tmp/f.out 2>&1; rc=$?
+	F --address $FOREIGN bind >/tmp/f.out 2>&1; rc=$?
 	cat /tmp/f.out
 	[ $rc -ne 0 ] || bad "bind --address $FOREIGN succeeded"
 	want_foreign_untouched
-	timeout 60 vfio-gpu-plugin --pci-ids $PCIIDS --address $FOREIGN plan --json >/tmp/f.json 2>/dev/null
+	F --count all plan --json >/tmp/f.json 2>/dev/null || bad "plan --count all exited $?"
 	want_eq "$(plan_field /tmp/f.json $FOREIGN action)" ineligible "plan: action of $FOREIGN"
 	why=$(plan_field /tmp/f.json $FOREIGN reason)
 	case $why in *"$NIC"*) ;; *) bad "the plan's reason for $FOREIGN does not name the NIC $NIC: '$why'" ;; esac
 	info "foreign refusal: $why"
+	# every other GPU is eligible: --count all binds the 8 and leaves the NIC's group alone
+	F --count all bind >/tmp/all.out 2>/tmp/all.log || bad "bind --count all exited $?"
+	cat /tmp/all.out /tmp/all.log
+	bind_times /tmp/all.log count-all
+	for a in $GPUS; do want_passthrough $a; done
+	want_foreign_untouched
+	F release >/dev/null 2>&1 || bad "release of all exited $?"
+	for a in $GPUS; do want_native $a; done
 
 	# (b) the audio function alone put on vfio-pci by hand (as a careless admin would)
 	half() {
@@ -364,32 +374,34 @@ scenario_6() { # refusals: a GPU sharing its group with a NIC; a half-bound grou
 	P release >/dev/null 2>&1 || bad "release after b1 exited $?"
 	# b2: the GPU is the one selected -> the group is completed
 	half 0000:83:00.0
-	timeout 60 vfio-gpu-plugin --pci-ids $PCIIDS --address 0000:83:00.0 bind >/tmp/h2.out 2>&1; rc=$?
+	F --address 0000:83:00.0 bind >/tmp/h2.out 2>&1; rc=$?
 	cat /tmp/h2.out
 	want_eq $rc 0 "bind --address 0000:83:00.0 with its audio half-bound"
 	want_passthrough 0000:83:00.0
 	want_consistent
-	timeout 60 vfio-gpu-plugin --pci-ids $PCIIDS release >/dev/null 2>&1 || bad "release after b2 exited $?"
+	F release >/dev/null 2>&1 || bad "release after b2 exited $?"
 	want_native 0000:83:00.0
 	pci_state
 	[ $FAILED = 0 ] && result "e2e ok 6 refusals"
 }
 
+nvfio() { ls -d /sys/bus/pci/drivers/vfio-pci/0000:* 2>/dev/null | wc -l; }
 scenario_7() { # SIGKILL in the middle of a 3-GPU bind, then a restart: the node ends consistent
 	for round in 1 2 3; do
 		rm -f $STATE
-		P --log-level debug bind >/tmp/k$round.out 2>/tmp/k$round.log &
+		# started directly (no wrapper), so that $! is the plugin itself
+		vfio-gpu-plugin --config $CFG --pci-ids $PCIIDS --node-name e2e-node --log-level debug bind \
+			>/tmp/k$round.out 2>/tmp/k$round.log &
 		bp=$!
-		# round 1: as soon as the journal exists (first GPU in flight); 2: once one GPU is on vfio-pci;
-		# 3: once two are
-		case $round in
-		1) wait_for 60 test -s $STATE ;;
-		2) wait_for 60 sh -c "[ \$(ls -d /sys/bus/pci/drivers/vfio-pci/0000:* 2>/dev/null | wc -l) -ge 1 ]" ;;
-		3) wait_for 60 sh -c "[ \$(ls -d /sys/bus/pci/drivers/vfio-pci/0000:* 2>/dev/null | wc -l) -ge 3 ]" ;;
-		esac
-		nv=$(ls -d /sys/bus/pci/drivers/vfio-pci/0000:* 2>/dev/null | wc -l)
+		# round 1: as soon as the journal exists (the first GPU in flight); 2: once the first GPU's two
+		# functions are on vfio-pci; 3: once the second GPU is half-way
+		case $round in 1) cond='test -s $STATE' ;; 2) cond='[ $(nvfio) -ge 2 ]' ;; 3) cond='[ $(nvfio) -ge 3 ]' ;; esac
+		n=6000
+		while [ $n -gt 0 ] && ! eval "$cond"; do usleep 5000; n=$((n - 1)); done
+		nv=$(nvfio)
+		alive=running; kill -0 $bp 2>/dev/null || alive="ALREADY FINISHED"
 		kill -9 $bp; wait $bp 2>/dev/null
-		info "kill round $round: SIGKILL with $nv functions on vfio-pci, journal: $(J $STATE 2>/dev/null | grep '|state' | cut -f2 | tr '\n' ' ')"
+		info "kill round $round: SIGKILL ($alive) with $nv functions on vfio-pci, journal: $(J $STATE 2>/dev/null | grep '|state' | cut -f2 | tr '\n' ' ')"
 		log "round $round: killed bind; the kernel and the journal at that moment:"
 		cat /tmp/k$round.log
 		pci_state | grep -E '1234:1111|8086:2668'
