@@ -55,6 +55,7 @@ vgp_register_once(const char *kubelet_dir, const char *resource, const char *end
 	if (!S_ISSOCK(st.st_mode))
 		return vgp_make_error(err, ENOTSOCK, "%s", sock);
 
+	grpc_init(); /* refcounted: callable without a registrar */
 	vgp_server_options(&opts);
 	req.version = (char *) "v1beta1";
 	req.endpoint = (char *) endpoint;
@@ -126,6 +127,7 @@ vgp_register_once(const char *kubelet_dir, const char *resource, const char *end
 	grpc_byte_buffer_destroy(send_bb);
 	if (recv_bb != NULL)
 		grpc_byte_buffer_destroy(recv_bb);
+	grpc_shutdown();
 	return ret;
 }
 

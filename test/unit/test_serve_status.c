@@ -1,0 +1,145 @@
+/* test_serve_status.c — the `health` check of serve's status file (vgp_status_check) and the warning about
+ * another device plugin's socket for the same resource (vgp_warn_competing_sockets). */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "registration.h"
+#include "serve.h"
+
+static char dir[64];
+
+static void
+setup(void)
+{
+	snprintf(dir, sizeof dir, "/tmp/vgp-status.XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+}
+
+static void
+teardown(void)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(status, .init = setup, .fini = teardown);
+
+static void
+make_socket(const char *name)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s/%s", dir, name);
+	cr_assert_eq(bind(fd, (struct sockaddr *) &sa, sizeof sa), 0);
+	close(fd);
+}
+
+static void
+write_status(int pid, bool ready, bool registered, const char *sock)
+{
+	char path[128];
+	snprintf(path, sizeof path, "%s/status.json", dir);
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fprintf(f,
+		"{\"pid\": %d, \"updated\": \"2026-01-01T00:00:00Z\", \"ready\": %s, \"reason\": \"%s\", \"resources\": "
+		"[{\"name\": \"nvidia.com/AD102GL_L40S\", \"socket\": \"%s/%s\", \"registered\": %s, \"devices\": 4, "
+		"\"healthy\": 4}]}\n",
+		pid, ready ? "true" : "false", ready ? "" : "count 6 but only 4 GPUs match", dir, sock,
+		registered ? "true" : "false");
+	fclose(f);
+}
+
+static int
+check(bool ready, const char *kdir, char *msg, size_t len)
+{
+	char path[128];
+	snprintf(path, sizeof path, "%s/status.json", dir);
+	return vgp_status_check(path, kdir, ready, msg, len);
+}
+
+Test(status, alive_and_ready)
+{
+	char msg[256];
+	make_socket("vfio-gpu-AD102GL_L40S.sock");
+	write_status(getpid(), true, true, "vfio-gpu-AD102GL_L40S.sock");
+	cr_expect_eq(check(false, NULL, msg, sizeof msg), 0, "%s", msg);
+	cr_expect_eq(check(true, NULL, msg, sizeof msg), 0, "%s", msg);
+	cr_expect(strstr(msg, "ready") != NULL, "%s", msg);
+	/* the socket looked up in another directory (the name is kept, the directory replaced) */
+	cr_expect_eq(check(false, dir, msg, sizeof msg), 0, "%s", msg);
+	cr_expect_eq(check(false, "/nonexistent", msg, sizeof msg), -1);
+}
+
+Test(status, not_ready_or_not_registered)
+{
+	char msg[256];
+	make_socket("vfio-gpu-AD102GL_L40S.sock");
+	write_status(getpid(), false, true, "vfio-gpu-AD102GL_L40S.sock");
+	cr_expect_eq(check(false, NULL, msg, sizeof msg), 0, "liveness ignores readiness: %s", msg);
+	cr_expect_eq(check(true, NULL, msg, sizeof msg), -1);
+	cr_expect(strstr(msg, "only 4 GPUs") != NULL, "%s", msg);
+	write_status(getpid(), true, false, "vfio-gpu-AD102GL_L40S.sock");
+	cr_expect_eq(check(true, NULL, msg, sizeof msg), -1);
+	cr_expect(strstr(msg, "not registered") != NULL, "%s", msg);
+}
+
+Test(status, dead_pid_missing_socket_malformed)
+{
+	char msg[256], path[128];
+	make_socket("vfio-gpu-AD102GL_L40S.sock");
+	write_status(999999999, true, true, "vfio-gpu-AD102GL_L40S.sock");
+	cr_expect_eq(check(false, NULL, msg, sizeof msg), -1);
+	cr_expect(strstr(msg, "not running") != NULL, "%s", msg);
+	write_status(getpid(), true, true, "vfio-gpu-OTHER.sock");
+	cr_expect_eq(check(false, NULL, msg, sizeof msg), -1);
+	cr_expect(strstr(msg, "missing") != NULL, "%s", msg);
+	snprintf(path, sizeof path, "%s/status.json", dir);
+	FILE *f = fopen(path, "w");
+	fputs("{\"pid\": \"x\"", f);
+	fclose(f);
+	cr_expect_eq(check(false, NULL, msg, sizeof msg), -1);
+	unlink(path);
+	cr_expect_eq(check(false, NULL, msg, sizeof msg), -1);
+	cr_expect(strstr(msg, "cannot read") != NULL, "%s", msg);
+}
+
+Test(status, competing_sockets)
+{
+	make_socket("kubelet.sock");
+	make_socket("vfio-gpu-AD102GL_L40S.sock");
+	make_socket("vfio-gpu-GA102GL_A10.sock");
+	make_socket("nvidia-gpu.sock");
+	cr_expect_eq(vgp_warn_competing_sockets(dir, "nvidia.com/AD102GL_L40S", "vfio-gpu-AD102GL_L40S.sock"), 0);
+	make_socket("kubevirt-AD102GL_L40S.sock");
+	make_socket("kubevirt-XAD102GL_L40S.sock"); /* another name that merely ends the same */
+	cr_expect_eq(vgp_warn_competing_sockets(dir, "nvidia.com/AD102GL_L40S", "vfio-gpu-AD102GL_L40S.sock"), 1);
+	/* a regular file with the name is not a plugin */
+	char path[128];
+	snprintf(path, sizeof path, "%s/other-GA102GL_A10.sock", dir);
+	fclose(fopen(path, "w"));
+	cr_expect_eq(vgp_warn_competing_sockets(dir, "nvidia.com/GA102GL_A10", "vfio-gpu-GA102GL_A10.sock"), 0);
+}
+
+Test(status, register_without_kubelet)
+{
+	vgp_error_t err = NULL;
+	/* no kubelet.sock: fails at once, ENOENT */
+	cr_expect_eq(vgp_register_once(dir, "nvidia.com/X", "vfio-gpu-X.sock", 15000, NULL, &err), -1);
+	cr_assert_not_null(err);
+	cr_expect_eq(err->status, ENOENT, "%s", err->msg);
+	vgp_error_release(&err);
+	/* a kubelet.sock nobody listens on: refused (UNAVAILABLE), well before the 15 s deadline */
+	make_socket("kubelet.sock");
+	cr_expect_eq(vgp_register_once(dir, "nvidia.com/X", "vfio-gpu-X.sock", 15000, NULL, &err), -1);
+	cr_assert_not_null(err);
+	cr_expect_eq(err->status, ECONNREFUSED, "%s", err->msg);
+	vgp_error_release(&err);
+}
