@@ -61,7 +61,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# --- 1. the kernel: the package linux-image-amd64 depends on, unpacked once into the cache ---
+# --- 1. the kernel: the package linux-image-amd64 depends on, fetched once; the cache keeps the .deb (the
+#        modules come from it when the base initramfs is rebuilt) and the kernel image ---
 t0=$(date +%s.%N)
 KPKG=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }' || true)
 if [ -z "$KPKG" ]; then
@@ -72,22 +73,35 @@ fi
 KDIR=$CACHE/kernel-$KPKG
 if [ ! -f "$KDIR/.done" ]; then
 	say "fetching $KPKG from Debian's mirror (once; cached in $CACHE)"
-	rm -rf "$KDIR" "$CACHE/dl"
-	mkdir -p "$CACHE/dl"
-	chmod 0777 "$CACHE/dl" # apt-get download drops privileges to _apt
-	(cd "$CACHE/dl" && apt-get download -q "$KPKG" >&2) || die "apt-get download $KPKG failed"
+	rm -rf "$KDIR" "$KDIR.tmp"
 	mkdir -p "$KDIR.tmp"
-	dpkg-deb -x "$CACHE"/dl/"$KPKG"_*.deb "$KDIR.tmp" || die "dpkg-deb -x failed"
-	KVER=$(ls "$KDIR.tmp/lib/modules" | head -n 1)
-	depmod -b "$KDIR.tmp" "$KVER" || die "depmod -b failed"
-	echo "$KVER" >"$KDIR.tmp/.kver"
-	touch "$KDIR.tmp/.done"
-	mv "$KDIR.tmp" "$KDIR"
-	rm -rf "$CACHE/dl"
+	chmod 0777 "$KDIR.tmp" # apt-get download drops privileges to _apt
+	if (cd "$KDIR.tmp" && apt-get download -q "$KPKG" >&2); then
+		mv "$KDIR.tmp"/"$KPKG"_*.deb "$KDIR.tmp/kernel.deb"
+		dpkg-deb --fsys-tarfile "$KDIR.tmp/kernel.deb" | tar -x -C "$KDIR.tmp" --wildcards './boot/vmlinuz-*' ||
+			die "no kernel image in $KPKG"
+		KVER=$(ls "$KDIR.tmp/boot" | sed -n 's/^vmlinuz-//p' | head -n 1)
+		mv "$KDIR.tmp/boot/vmlinuz-$KVER" "$KDIR.tmp/vmlinuz"
+		rmdir "$KDIR.tmp/boot"
+		echo "$KVER" >"$KDIR.tmp/kver"
+		touch "$KDIR.tmp/.done"
+		chmod 0755 "$KDIR.tmp"
+		mv "$KDIR.tmp" "$KDIR"
+		# a new kernel replaces the older ones (and their initramfs pieces) in the cache
+		for d in "$CACHE"/kernel-*; do [ "$d" = "$KDIR" ] || rm -rf "$d"; done
+		rm -f "$CACHE"/base-*.cpio
+	else
+		# the mirror is unreachable: an older cached kernel still proves the same things
+		rm -rf "$KDIR.tmp"
+		old=$(ls -d "$CACHE"/kernel-linux-image-* 2>/dev/null | grep -v '\.tmp$' | sort -V | tail -n 1 || true)
+		[ -n "$old" ] && [ -f "$old/.done" ] || die "apt-get download $KPKG failed and no kernel is cached in $CACHE"
+		say "apt-get download $KPKG failed: using the cached ${old##*/kernel-}"
+		KPKG=${old##*/kernel-}
+		KDIR=$old
+	fi
 fi
-KVER=$(cat "$KDIR/.kver")
-VMLINUZ=$KDIR/boot/vmlinuz-$KVER
-[ -f "$VMLINUZ" ] || die "no kernel image in $KDIR"
+KVER=$(cat "$KDIR/kver")
+VMLINUZ=$KDIR/vmlinuz
 
 # --- 2. initramfs, three concatenated newc pieces: base (busybox+modules, cached per kernel), app (the
 #        plugin, its libraries and tools, cached by content hash), scripts (always rebuilt: tiny) ---
@@ -96,26 +110,30 @@ MODS="bochs snd-hda-intel snd-hda-codec-generic e1000 vfio-pci vfio_iommu_type1"
 BASE=$CACHE/base-$KVER-$(echo "$MODS $(sha256sum "$BUSYBOX" | cut -c1-16)" | sha256sum | cut -c1-16).cpio
 if [ ! -f "$BASE" ]; then
 	say "building the base initramfs (busybox + modules) for $KVER"
+	KR=$WORK/kroot
+	mkdir -p "$KR"
+	dpkg-deb --fsys-tarfile "$KDIR/kernel.deb" | tar -x -C "$KR" ./lib/modules || die "cannot unpack $KPKG's modules"
+	depmod -b "$KR" "$KVER" || die "depmod -b failed"
 	B=$WORK/base
 	mkdir -p "$B"/{bin,sbin,dev,proc,sys,tmp,run,etc,root,var/lib,lib/modules/"$KVER"}
 	cp "$BUSYBOX" "$B/bin/busybox"
 	: >"$B/modules.load"
 	for m in $MODS; do
-		modprobe -d "$KDIR" -S "$KVER" --show-depends "$m" >"$WORK/deps" || die "module $m not found in $KPKG"
+		modprobe -d "$KR" -S "$KVER" --show-depends "$m" >"$WORK/deps" || die "module $m not found in $KPKG"
 		while read -r kind path _; do
 			[ "$kind" = insmod ] || continue
-			rel=${path#"$KDIR"/}
+			rel=${path#"$KR"/}
 			mkdir -p "$B/$(dirname "$rel")"
 			cp -n "$path" "$B/$rel"
 		done <"$WORK/deps"
 		echo "$m" >>"$B/modules.load"
 	done
-	cp "$KDIR/lib/modules/$KVER"/modules.{order,builtin,builtin.modinfo} "$B/lib/modules/$KVER/"
+	cp "$KR/lib/modules/$KVER"/modules.{order,builtin,builtin.modinfo} "$B/lib/modules/$KVER/"
 	depmod -b "$B" "$KVER" || die "depmod -b on the guest's modules failed"
 	mv "$B/modules.load" "$B/etc/e2e-modules"
 	(cd "$B" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) >"$BASE.tmp"
 	mv "$BASE.tmp" "$BASE"
-	rm -rf "$B"
+	rm -rf "$B" "$KR"
 fi
 
 # app piece: files to copy as "guest-path host-path" lines; keyed by the content hash of all of them.
@@ -220,6 +238,8 @@ boot() { # $1 = label, $2 = scenarios for this boot
 	echo "---- guest console ($label) ----"
 	cat "$console.txt"
 	echo "---- end of guest console ($label) ----"
+	echo "---- failed checks ($label) ----"
+	grep -E 'CHECK FAILED|^e2e FAIL|^e2e-init:|vfio-client: FAIL|Kernel panic' "$console.txt" | tail -n 40 || true
 	return 1
 }
 
