@@ -149,7 +149,8 @@ parse_seconds(const char *flag, const char *s, double *out, vgp_error_t *err)
 	double v;
 	errno = 0;
 	v = strtod(s, &end);
-	if (errno != 0 || end == s || *end != '\0' || v <= 0 || v > 86400)
+	/* written so that NaN (which compares false with everything) is refused too */
+	if (errno != 0 || end == s || *end != '\0' || !(v > 0 && v <= 86400))
 		return vgp_make_usage_error(err, "%s '%s': expected a number of seconds greater than 0", flag, s);
 	*out = v;
 	return 0;
