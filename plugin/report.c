@@ -142,10 +142,11 @@ vgp_report_kubevirt(FILE *out, const struct vgp_inventory *inv, const struct vgp
 	for (size_t r = 0; r < plan->n_res; r++) {
 		char sel[16][10];
 		size_t n = resource_selectors(inv, plan, r, sel, 16);
+		/* the KubeVirt CR calls the selector pciVendorSelector, the HyperConverged CR pciDeviceSelector */
 		for (size_t k = 0; k < n; k++)
-			fprintf(out, "%s- pciVendorSelector: \"%s\"\n%s  resourceName: \"%s\"\n"
+			fprintf(out, "%s- %s: \"%s\"\n%s  resourceName: \"%s\"\n"
 				     "%s  externalResourceProvider: true\n",
-				ind, sel[k], ind, plan->res[r].name, ind);
+				ind, hco ? "pciDeviceSelector" : "pciVendorSelector", sel[k], ind, plan->res[r].name, ind);
 	}
 }
 

@@ -439,10 +439,11 @@ for node, root, sel, resname in (("gpu-l40s-1", demo, "10DE:26B9", L40S_RES), ("
             printed = None
         hco = one("HyperConverged", "deploy/hco-patch.yaml")
         hco_pci = dig(hco, "spec", "permittedHostDevices", "pciHostDevices", default=[])
-        hco_by_sel = {e.get("pciVendorSelector"): e.get("resourceName") for e in hco_pci}
+        # the HyperConverged CR's PciHostDevice calls the selector pciDeviceSelector (KubeVirt's: pciVendorSelector)
+        hco_by_sel = {e.get("pciDeviceSelector"): e.get("resourceName") for e in hco_pci}
         got = entries(dig(printed, "spec", "permittedHostDevices"))
-        check(len(got) > 0 and all(hco_by_sel.get(str(e.get("pciVendorSelector")).upper()) == e.get("resourceName")
-                                   for e in got),
+        check(len(got) > 0 and all(hco_by_sel.get(str(e.get("pciDeviceSelector")).upper()) == e.get("resourceName")
+                                   and "pciVendorSelector" not in e for e in got),
               "kubevirt-config --hco on %s matches deploy/hco-patch.yaml spec.permittedHostDevices" % node)
 
 hco = one("HyperConverged", "deploy/hco-patch.yaml")
