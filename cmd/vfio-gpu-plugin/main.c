@@ -156,6 +156,18 @@ parse_seconds(const char *flag, const char *s, double *out, vgp_error_t *err)
 	return 0;
 }
 
+static bool
+role_valid(const char *r)
+{
+	size_t n = strlen(r);
+	if (n == 0 || n > 63 || r[0] == '-' || r[n - 1] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((r[i] >= 'a' && r[i] <= 'z') || (r[i] >= '0' && r[i] <= '9') || r[i] == '-'))
+			return false;
+	return true;
+}
+
 static int
 parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 {
@@ -230,6 +242,13 @@ parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 	if (o->config && (o->n_devices || o->n_addresses || o->count))
 		return vgp_make_usage_error(err, "--config conflicts with --device, --count and --address: put the "
 						 "selection in the file");
+	/* a pci.ids file that is not there is a mistake on the command line, like a missing --config file */
+	if (o->pci_ids != NULL && access(o->pci_ids, R_OK) < 0)
+		return vgp_make_usage_error(err, "--pci-ids '%s': %s", o->pci_ids, strerror(errno));
+	/* the role goes into a resource name and a label of the MachineConfig: a DNS label */
+	if (!role_valid(o->role))
+		return vgp_make_usage_error(err, "--role '%s': expected a MachineConfigPool role (lower-case letters, "
+						 "digits and '-', at most 63, e.g. worker)", o->role);
 
 	if (o->node_name == NULL) {
 		const char *env = getenv("NODE_NAME");

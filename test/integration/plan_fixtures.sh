@@ -317,6 +317,9 @@ pl "$M" --log-level loud plan;              want_rc 2 "bad --log-level"
 pl "$M" --unbind-timeout nan plan;          want_rc 2 "--unbind-timeout nan"
 pl "$M" --vfio-wait 0 plan;                 want_rc 2 "--vfio-wait 0"
 pl "$M" plan --config;                      want_rc 2 "--config without a value"
+pl "$M" --pci-ids "$T/no-pci.ids" plan;     want_rc 2 "missing --pci-ids file"; err_has "no-pci.ids" "names the file"
+pl "$M" --count 1 machineconfig --role 'a: b'; want_rc 2 "--role that is not a DNS label"
+pl "$M" --count 1 machineconfig --role '';   want_rc 2 "empty --role"
 pl "$M" --config "$T/nonexistent.json" plan; want_rc 2 "missing config file"; err_has "$T/nonexistent.json" "names the file"
 BAD=$(cfg bad '{"passthrough": [{"match": {"devices": ["26b9"]}, "count": 1}, {"match": {"devices": ["2236"]}, "count": 0}]}')
 pl "$M" --config "$BAD" plan
