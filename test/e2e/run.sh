@@ -106,7 +106,7 @@ VMLINUZ=$KDIR/vmlinuz
 # --- 2. initramfs, three concatenated newc pieces: base (busybox+modules, cached per kernel), app (the
 #        plugin, its libraries and tools, cached by content hash), scripts (always rebuilt: tiny) ---
 # The modules: drivers of the emulated devices, then vfio-pci and vfio_iommu_type1 (not pulled in by itself).
-MODS="bochs snd-hda-intel snd-hda-codec-generic e1000 vfio-pci vfio_iommu_type1"
+MODS="bochs snd-hda-codec-generic snd-hda-intel e1000 vfio-pci vfio_iommu_type1"
 BASE=$CACHE/base-$KVER-$(echo "$MODS $(sha256sum "$BUSYBOX" | cut -c1-16)" | sha256sum | cut -c1-16).cpio
 if [ ! -f "$BASE" ]; then
 	say "building the base initramfs (busybox + modules) for $KVER"
