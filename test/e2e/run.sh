@@ -55,7 +55,6 @@ flock 9 # two e2e runs on one machine share the cache: one builds it at a time
 WORK=$(mktemp -d /tmp/vgp-e2e.XXXXXX)
 cleanup() {
 	local rc=$?
-	[ -n "${QPID:-}" ] && kill "$QPID" 2>/dev/null || true
 	if [ "${VGP_E2E_KEEP:-0}" = 1 ]; then say "work dir kept: $WORK"; else rm -rf "$WORK"; fi
 	exit $rc
 }
@@ -153,7 +152,7 @@ if [ ! -f "$APP" ]; then
 		mkdir -p "$A$(dirname "$g")"
 		cp -L "$h" "$A$g"
 	done <"$APPLIST"
-	# libraries found through a symlinked /lib (usrmerge) also appear under /lib64 for the ELF interpreter
+	# libraries land at the paths ldd resolved (the loader's default directories), the loader at its PT_INTERP path
 	(cd "$A" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) >"$APP.tmp"
 	mv "$APP.tmp" "$APP"
 	rm -rf "$A"
