@@ -544,7 +544,7 @@ vgp_inventory_scan(const char *host_root, const char *pci_ids, struct vgp_invent
 		sysdevs_real = realpath(path, NULL);
 	for (size_t i = 0; i < inv->n; i++) {
 		if (fill_sysfs(host_root, sysdevs_real, &inv->devs[i], err) < 0) {
-			vgp_error_wrap(err, "inventory %s: ", inv->devs[i].addr);
+			vgp_error_wrap(err, "inventory %s", inv->devs[i].addr);
 			goto fail;
 		}
 		any_nvidia |= inv->devs[i].nvidia_minor >= 0;
@@ -564,7 +564,7 @@ vgp_inventory_scan(const char *host_root, const char *pci_ids, struct vgp_invent
 		}
 		free(h.v);
 		if (r < 0) {
-			vgp_error_wrap(err, "holders of /dev/nvidia*: ");
+			vgp_error_wrap(err, "holders of /dev/nvidia*");
 			goto fail;
 		}
 	}

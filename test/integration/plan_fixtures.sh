@@ -303,6 +303,17 @@ want_rc 2 "plan --count 1 with the IOMMU off"
 err_has 'count 1 but only 0 GPUs match on this node \(2 more ineligible\)' "IOMMU-off shortfall"
 ok "IOMMU off: one line at the top, every GPU ineligible, a count exits 2"
 
+# an inventory error reads as one message: "inventory <addr>: <cause>"
+X=$(vgp_node odd "$T/iommuoff.spec.json")
+L="$X/sys/bus/pci/devices/0000:61:00.0"
+D=$(readlink -f "$L")
+rm "$L" && cp -a "$D" "$L"
+pl "$X" plan
+want_rc 1 "plan on a node whose sysfs entry is not a link"
+err_has '^vfio-gpu-plugin: inventory 0000:61:00.0: resolve ' "inventory error"
+grep -q ': :' "$T/err" && fail "doubled separator in: $(cat "$T/err")"
+ok "inventory errors name the function once"
+
 # ------------------------------------------------------------------------------------------- the command line
 pl "$M" --bogus plan;                       want_rc 2 "unknown flag";  err_has "unknown flag '--bogus'" "unknown flag"
 pl "$M" bind --json;                        want_rc 2 "--json with bind"; err_has -- '--json goes with plan' "--json bind"
