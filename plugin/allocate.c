@@ -225,9 +225,16 @@ build_container(const struct vgp_served_resource *r, const V1beta1__ContainerAll
 		const char *id = cr->devices_ids[i];
 		ssize_t k = vgp_alloc_find(r, id);
 		bool dup = false;
-		if (k < 0)
-			return vgp_make_usage_error(err, "unknown device ID \"%s\" for resource %s", id ? id : "",
-						    r->name);
+		if (k < 0) {
+			/* the message goes back to the caller and to the log: at most 64 characters of the ID,
+			 * anything but printable ASCII shown as '?' (no forged log lines, no invalid UTF-8) */
+			char shown[68];
+			size_t m = 0;
+			for (; id != NULL && id[m] != '\0' && m < 64; m++)
+				shown[m] = id[m] >= 0x20 && id[m] < 0x7f ? id[m] : '?';
+			strcpy(shown + m, id != NULL && id[m] != '\0' ? "..." : "");
+			return vgp_make_usage_error(err, "unknown device ID \"%s\" for resource %s", shown, r->name);
+		}
 		if (!r->devs[k].healthy)
 			return vgp_make_usage_error(err, "device %s of resource %s is unhealthy", id, r->name);
 		for (size_t j = 0; j < n; j++)
