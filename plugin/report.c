@@ -69,10 +69,10 @@ vgp_report_plan_json(const struct vgp_inventory *inv, const struct vgp_plan *pla
 void
 vgp_report_plan_table(FILE *out, const struct vgp_inventory *inv, const struct vgp_plan *plan, const char *node)
 {
-	fprintf(out, "node %s: %zu GPU%s\n", node ? node : "(unnamed)", plan->n, plan->n == 1 ? "" : "s");
 	if (!plan->iommu)
 		fprintf(out, "IOMMU is off: no IOMMU groups under /sys/kernel/iommu_groups, so no GPU can be passed "
 			     "through (boot with intel_iommu=on or amd_iommu=on, iommu=pt)\n");
+	fprintf(out, "node %s: %zu GPU%s\n", node ? node : "(unnamed)", plan->n, plan->n == 1 ? "" : "s");
 	fprintf(out, "%-12s  %-24s  %-14s  %4s  %5s  %-11s  %-28s  %s\n", "ADDRESS", "MODEL", "DRIVER", "NUMA",
 		"GROUP", "ACTION", "RESOURCE", "REASON");
 	for (size_t i = 0; i < plan->n; i++) {

@@ -259,14 +259,16 @@ parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 		snprintf(o->hostname, sizeof o->hostname, "localhost");
 	o->hostname[sizeof o->hostname - 1] = '\0';
 
-	if (state_file != NULL)
-		snprintf(o->state_file, sizeof o->state_file, "%s", state_file);
-	else if (vgp_host_path(o->state_file, sizeof o->state_file, o->host_root,
+	if (state_file != NULL) {
+		if (snprintf(o->state_file, sizeof o->state_file, "%s", state_file) >= (int) sizeof o->state_file)
+			return vgp_make_usage_error(err, "--state-file: path too long");
+	} else if (vgp_host_path(o->state_file, sizeof o->state_file, o->host_root,
 			       "/var/lib/vfio-gpu-plugin/state.json") < 0)
 		return vgp_make_usage_error(err, "--host-root '%s': path too long", o->host_root);
-	if (kubelet_dir != NULL)
-		snprintf(o->kubelet_dir, sizeof o->kubelet_dir, "%s", kubelet_dir);
-	else if (vgp_host_path(o->kubelet_dir, sizeof o->kubelet_dir, o->host_root,
+	if (kubelet_dir != NULL) {
+		if (snprintf(o->kubelet_dir, sizeof o->kubelet_dir, "%s", kubelet_dir) >= (int) sizeof o->kubelet_dir)
+			return vgp_make_usage_error(err, "--kubelet-dir: path too long");
+	} else if (vgp_host_path(o->kubelet_dir, sizeof o->kubelet_dir, o->host_root,
 			       "/var/lib/kubelet/device-plugins") < 0)
 		return vgp_make_usage_error(err, "--host-root '%s': path too long", o->host_root);
 	return 0;
