@@ -389,6 +389,12 @@ greedy(const uint32_t *depth, size_t nc, uint64_t *score, bool *picked, size_t w
 }
 
 static int
+cmp_strp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+static int
 prefer_container(const struct vgp_served_resource *r, const V1beta1__ContainerPreferredAllocationRequest *cr,
 		 V1beta1__ContainerPreferredAllocationResponse *c, vgp_error_t *err)
 {
@@ -404,12 +410,15 @@ prefer_container(const struct vgp_served_resource *r, const V1beta1__ContainerPr
 	if (cr->allocation_size < 0)
 		return vgp_make_usage_error(err, "allocation_size %d is negative", cr->allocation_size);
 	size = (size_t) cr->allocation_size;
-	/* count distinct must-include IDs, ours or not */
-	for (size_t i = 0; i < cr->n_must_include_deviceids; i++) {
-		bool dup = false;
-		for (size_t j = 0; j < i && !dup; j++)
-			dup = strcmp(cr->must_include_deviceids[i], cr->must_include_deviceids[j]) == 0;
-		n_must_raw += !dup;
+	/* count distinct must-include IDs, ours or not: sorted, so the work stays O(m log m) for any request */
+	if (cr->n_must_include_deviceids > 0) {
+		_cleanup_free_ char **sorted = malloc(cr->n_must_include_deviceids * sizeof *sorted);
+		if (sorted == NULL)
+			return vgp_make_error(err, ENOMEM, "preferred allocation");
+		memcpy(sorted, cr->must_include_deviceids, cr->n_must_include_deviceids * sizeof *sorted);
+		qsort(sorted, cr->n_must_include_deviceids, sizeof *sorted, cmp_strp);
+		for (size_t i = 0; i < cr->n_must_include_deviceids; i++)
+			n_must_raw += i == 0 || strcmp(sorted[i], sorted[i - 1]) != 0;
 	}
 	if (n_must_raw > size)
 		return vgp_make_usage_error(err, "%zu must-include devices exceed allocation_size %d", n_must_raw,

@@ -541,3 +541,47 @@ Test(allocate, preferred_large_flat_node)
 		cr_expect_str_eq(resp->container_responses[0]->deviceids[i], big[i].addr);
 	vgp_alloc_preferred_free(resp);
 }
+
+/* Bounded work per request: the distinct must-include IDs used to be counted pairwise (O(m^2)); 200,000 IDs (a
+ * 4 MB request can carry more) held the single completion-queue thread, and with it every resource, every stream
+ * and SIGTERM, for tens of seconds. The generous timeout only catches the quadratic count. */
+Test(allocate, preferred_many_must_include_ids, .timeout = 20)
+{
+	enum { M = 200000 };
+	V1beta1__PreferredAllocationRequest req = V1BETA1__PREFERRED_ALLOCATION_REQUEST__INIT;
+	V1beta1__ContainerPreferredAllocationRequest c = V1BETA1__CONTAINER_PREFERRED_ALLOCATION_REQUEST__INIT, *cp = &c;
+	V1beta1__PreferredAllocationResponse *resp = NULL;
+	vgp_error_t err = NULL;
+	char **must = calloc(M, sizeof *must), *av[ARRAY_SIZE(devs)];
+	char *ids = malloc((size_t) M * 16);
+
+	cr_assert_not_null(must);
+	cr_assert_not_null(ids);
+	for (size_t i = 0; i < M; i++) {
+		must[i] = ids + i * 16;
+		snprintf(must[i], 16, "ffff:%06zx.0", i); /* distinct, none of ours, shared 5-character prefix */
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(devs); i++)
+		av[i] = devs[i].addr;
+	c.available_deviceids = av;
+	c.n_available_deviceids = ARRAY_SIZE(devs);
+	c.must_include_deviceids = must;
+	c.n_must_include_deviceids = M;
+	c.allocation_size = M;
+	req.container_requests = &cp;
+	req.n_container_requests = 1;
+	cr_assert_eq(vgp_alloc_preferred(&res, &req, &resp, &err), 0, "%s", err ? err->msg : "");
+	cr_expect_eq(resp->container_responses[0]->n_deviceids, ARRAY_SIZE(devs));
+	vgp_alloc_preferred_free(resp);
+	/* one more distinct ID than the size is still refused; duplicates still count once */
+	c.allocation_size = M - 1;
+	cr_expect_eq(vgp_alloc_preferred(&res, &req, &resp, &err), -1);
+	cr_expect(err != NULL && err->exit_code == 2);
+	vgp_error_release(&err);
+	must[M - 1] = must[0];
+	cr_expect_eq(vgp_alloc_preferred(&res, &req, &resp, &err), 0, "%s", err ? err->msg : "");
+	vgp_alloc_preferred_free(resp);
+	vgp_error_release(&err);
+	free(ids);
+	free(must);
+}
