@@ -27,7 +27,13 @@ vgp_fk "${args[@]}"
 
 vgp_fk_check '
 regs = all_("register")
-assert len(regs) >= 21 and all(r["ok"] and r["options_match"] for r in regs), len(regs)
+oks = [r for r in regs if r["ok"]]
+assert len(oks) >= 21 and all(r["options_match"] for r in oks), len(oks)
+# a Register already on its way when this fake kubelet restarts again within milliseconds may find the plugin
+# socket deleted (dial-back fails); the plugin then registers its fresh socket: never a failure left standing
+assert regs[-1]["ok"], regs[-1]
+assert all("dial" in r.get("error", "") or "Broken pipe" in r.get("error", "") or
+           "No such file" in r.get("error", "") for r in regs if not r["ok"]), [r for r in regs if not r["ok"]]
 assert len(all_("restart")) == 20
 assert len(all_("devices")) == 21 and all(d["n"] == 2 for d in all_("devices"))
 a = one("allocate")
