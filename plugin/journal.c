@@ -267,7 +267,7 @@ vgp_journal_load(const char *path, const char *boot_id, struct vgp_journal *j, b
 		}
 	}
 	if (vgp_journal_parse(buf, len, path, boot_id, j, rebooted, err) < 0)
-		return vgp_error_wrap(err, "journal (fix or remove the file; it holds the original drivers): ");
+		return vgp_error_wrap(err, "journal (fix or remove the file; it holds the original drivers)");
 	return 0;
 }
 
@@ -286,6 +286,6 @@ vgp_journal_save(const char *path, const struct vgp_journal *j, vgp_error_t *err
 	s[len] = '\n';
 	s[len + 1] = '\0';
 	if (vgp_write_atomic(path, s, len + 1, err) < 0)
-		return vgp_error_wrap(err, "journal: ");
+		return vgp_error_wrap(err, "journal");
 	return 0;
 }

@@ -237,7 +237,7 @@ write_override(struct eng *e, const char *addr, const char *value, vgp_error_t *
 	if (hpath(e, p, "/sys/bus/pci/devices/%s/driver_override", addr) < 0)
 		return vgp_make_error(err, errno, "%s: driver_override", addr);
 	if (sysfs_write(e, p, value, err) < 0)
-		return vgp_error_wrap(err, "%s: step driver_override (%s): ", addr,
+		return vgp_error_wrap(err, "%s: step driver_override (%s)", addr,
 				      value[0] == '\n' ? "clear" : value);
 	return 0;
 }
@@ -249,7 +249,7 @@ write_probe(struct eng *e, const char *addr, vgp_error_t *err)
 	if (hpath(e, p, "/sys/bus/pci/drivers_probe") < 0)
 		return vgp_make_error(err, errno, "%s: drivers_probe", addr);
 	if (sysfs_write(e, p, addr, err) < 0)
-		return vgp_error_wrap(err, "%s: step drivers_probe: ", addr);
+		return vgp_error_wrap(err, "%s: step drivers_probe", addr);
 	return 0;
 }
 
@@ -341,9 +341,9 @@ unbind(struct eng *e, const char *addr, const char *drv, bool *stuck, vgp_error_
 	if (write_in_child(e, p, addr, e->unbind_ms, stuck, err) < 0) {
 		if (*stuck)
 			return vgp_error_wrap(err, "%s: step unbind from %s: stuck: a reboot is needed (the kernel holds "
-					      "the device; nothing more is written to it): ",
+					      "the device; nothing more is written to it)",
 					      addr, drv);
-		return vgp_error_wrap(err, "%s: step unbind from %s: ", addr, drv);
+		return vgp_error_wrap(err, "%s: step unbind from %s", addr, drv);
 	}
 	deadline = now_ms() + e->wait_ms;
 	for (;;) {
@@ -449,9 +449,12 @@ release_stale_lock(struct eng *e, const char *addr)
 {
 	char p[PATH_LEN], val[16], drv[VGP_DRIVER_LEN];
 	_cleanup_error_ vgp_error_t err = NULL;
+	struct vgp_journal_entry *je = vgp_journal_find(&e->j, addr);
 	dev_driver(e, addr, drv);
 	if (strcmp(drv, "nvidia") != 0 || in_list(e->locked, e->n_locked, addr) || !lock_path(e, addr, p))
 		return;
+	if (je && je->state == VGP_J_STUCK)
+		return; /* its unbind still waits in the kernel: leave it be */
 	if (vgp_read_file(p, val, sizeof val, &err) < 0 || strcmp(val + strspn(val, " \t"), "1") != 0)
 		return;
 	log_info("%s stays on nvidia but its unbind lock is taken (by a killed run?): releasing it", addr);
@@ -459,10 +462,10 @@ release_stale_lock(struct eng *e, const char *addr)
 		log_warn("%s", err->msg);
 }
 
-/* Is the GPU (on nvidia) free to unbind? Holders by st_rdev, then the unbind lock (write 1, read back 1).
+/* Is the GPU (on nvidia) free to unbind? Holders by st_rdev, then (take_lock) the unbind lock (write 1, read back 1).
  * Returns 0 free (lock held when the driver has one), 1 busy (msg says why, naming PIDs), -1 error. */
 static int
-gpu_busy(struct eng *e, const struct vgp_pci_dev *d, char *msg, size_t len, vgp_error_t *err)
+gpu_busy(struct eng *e, const struct vgp_pci_dev *d, bool take_lock, char *msg, size_t len, vgp_error_t *err)
 {
 	char p[PATH_LEN], val[16], held[512];
 	_cleanup_free_ struct vgp_holder *h = NULL;
@@ -474,17 +477,17 @@ gpu_busy(struct eng *e, const struct vgp_pci_dev *d, char *msg, size_t len, vgp_
 		return 0;
 	if (d->nvidia_minor >= 0) {
 		if (vgp_nvidia_holders(e->root, d->nvidia_minor, &h, &nh, err) < 0)
-			return vgp_error_wrap(err, "%s: holders of /dev/nvidia%d: ", d->addr, d->nvidia_minor);
+			return vgp_error_wrap(err, "%s: holders of /dev/nvidia%d", d->addr, d->nvidia_minor);
 		if (nh > 0) {
 			holders_text(h, nh, held, sizeof held);
 			snprintf(msg, len, "%s is busy: /dev/nvidia%d is held by %s", d->addr, d->nvidia_minor, held);
 			return 1;
 		}
 	}
-	if (!lock_path(e, d->addr, p))
+	if (!take_lock || !lock_path(e, d->addr, p))
 		return 0;
 	if (vgp_write_file(p, "1", err) < 0)
-		return vgp_error_wrap(err, "%s: step unbind lock: ", d->addr);
+		return vgp_error_wrap(err, "%s: step unbind lock", d->addr);
 	if (list_add(&e->locked, &e->n_locked, d->addr) < 0)
 		return vgp_make_error(err, ENOMEM, "unbind lock");
 	/* the kernel answers synchronously ("1\n" or "0\n"); anything else is not an answer yet (a simulated kernel
@@ -492,7 +495,7 @@ gpu_busy(struct eng *e, const struct vgp_pci_dev *d, char *msg, size_t len, vgp_
 	for (long deadline = now_ms() + e->wait_ms;;) {
 		const char *v = val;
 		if (vgp_read_file(p, val, sizeof val, err) < 0)
-			return vgp_error_wrap(err, "%s: step unbind lock: ", d->addr);
+			return vgp_error_wrap(err, "%s: step unbind lock", d->addr);
 		while (*v == ' ' || *v == '\t')
 			v++;
 		if (strcmp(v, "1") == 0 || strcmp(v, "0") == 0) {
@@ -595,7 +598,7 @@ udev_sync(struct eng *e, vgp_error_t *err)
 	if (text == NULL)
 		return vgp_make_error(err, ENOMEM, "udev rules");
 	if (write_if_changed(p, text, err) < 0)
-		return vgp_error_wrap(err, "persist udev: ");
+		return vgp_error_wrap(err, "persist udev");
 	return 0;
 }
 
@@ -834,7 +837,7 @@ restore_fn(struct eng *e, const char *addr, const char *orig, bool natural, bool
 		if (hpath(e, p, "/sys/bus/pci/drivers/%s/bind", orig) < 0)
 			return vgp_make_error(err, errno, "bind path");
 		if (sysfs_write(e, p, addr, err) < 0)
-			return vgp_error_wrap(err, "%s: step bind to %s: ", addr, orig);
+			return vgp_error_wrap(err, "%s: step bind to %s", addr, orig);
 		if (wait_driver(e, addr, orig, cur) == 0)
 			return 0;
 	}
@@ -908,6 +911,52 @@ rollback(struct eng *e, const char *gpu, struct member *m, size_t n, const char 
 	}
 }
 
+/* The busy policy at the GPU's own turn, right before its first write: holders again, then the unbind lock
+ * (taken here, just before its unbind, so that new opens are refused for as short a time as possible).
+ * Returns 0 (go on), 1 (skipped: result recorded, excluded), -1 (failed: result recorded). */
+static int
+lock_gpu(struct eng *e, const struct vgp_plan_gpu *g)
+{
+	const struct vgp_pci_dev *d = &e->inv.devs[g->dev];
+	enum vgp_busy_policy pol = e->o->cfg ? e->o->cfg->busy_policy : VGP_BUSY_SKIP;
+	int timeout_s = e->o->cfg ? e->o->cfg->busy_timeout_s : 60;
+	long deadline = now_ms() + (long) timeout_s * 1000, t0 = now_ms();
+	bool waited = false;
+	char msg[MSG_LEN];
+
+	for (;;) {
+		_cleanup_error_ vgp_error_t err = NULL;
+		int r = gpu_busy(e, d, true, msg, sizeof msg, &err);
+		if (r < 0) {
+			result_add(e, d->addr, g->resource, VGP_OUT_FAILED, now_ms() - t0, g->n_members, "%s", err->msg);
+			return -1;
+		}
+		if (r == 0)
+			return 0;
+		if (pol == VGP_BUSY_SKIP) {
+			log_warn("%s: skipped (busy policy skip)", msg);
+			result_add(e, d->addr, g->resource, VGP_OUT_SKIPPED_BUSY, now_ms() - t0, g->n_members,
+				   "%s: skipped (busy policy skip)", msg);
+			exclude(e, d->addr, msg);
+			return 1;
+		}
+		if (pol == VGP_BUSY_WAIT && now_ms() < deadline) {
+			if (!waited)
+				log_info("%s: waiting up to %d s (busy policy wait)", msg, timeout_s);
+			waited = true;
+			sleep_ms(VGP_BUSY_RECHECK_MS);
+			continue;
+		}
+		if (pol == VGP_BUSY_WAIT)
+			result_add(e, d->addr, g->resource, VGP_OUT_FAILED, now_ms() - t0, g->n_members,
+				   "%s (still busy after waiting %d s, busy policy wait)", msg, timeout_s);
+		else
+			result_add(e, d->addr, g->resource, VGP_OUT_FAILED, now_ms() - t0, g->n_members,
+				   "%s (busy policy fail)", msg);
+		return -1;
+	}
+}
+
 /* Bind the group of plan GPU g. Records one result. */
 static void
 bind_group(struct eng *e, const struct vgp_plan_gpu *g)
@@ -927,6 +976,8 @@ bind_group(struct eng *e, const struct vgp_plan_gpu *g)
 		return;
 	}
 	list_add(&e->done, &e->n_done, gpu->addr);
+	if (lock_gpu(e, g) != 0)
+		return;
 	/* journal first: every function that moves (or that an earlier run journaled) */
 	for (size_t i = 0; i < n; i++) {
 		const struct vgp_pci_dev *d = &e->inv.devs[g->members[i]];
@@ -1038,7 +1089,10 @@ step_failed:
 	snprintf(why, sizeof why, "%s", err ? err->msg : "failed");
 	vgp_error_release(&err);
 fail:
-	release_lock(e, gpu->addr);
+	if (stuck_addr && strcmp(stuck_addr, gpu->addr) == 0)
+		list_del(e->locked, &e->n_locked, gpu->addr); /* no write to a stuck device, not even its lock */
+	else
+		release_lock(e, gpu->addr);
 	rollback(e, gpu->addr, m, n, stuck_addr, why, sizeof why, &all_ok);
 	{
 		long ms = now_ms() - t0;
@@ -1187,7 +1241,7 @@ repair(struct eng *e, vgp_error_t *err)
 	}
 	if (dirty && jsave(e, err) < 0)
 		return -1;
-	if (changed && snap(e, err) < 0)
+	if ((changed || e->n_ex > 0) && snap(e, err) < 0)
 		return -1;
 	return 0;
 }
@@ -1275,7 +1329,7 @@ busy_phase(struct eng *e, const struct vgp_plan_gpu **work, size_t nw, vgp_error
 			if (g == NULL || g->action != VGP_ACT_BIND)
 				continue;
 			d = &e->inv.devs[g->dev];
-			r = gpu_busy(e, d, msg, sizeof msg, err);
+			r = gpu_busy(e, d, false, msg, sizeof msg, err);
 			if (r < 0) {
 				fclose(m);
 				return -1;
@@ -1363,8 +1417,20 @@ vgp_bind(const struct vgp_engine_opts *o, struct vgp_engine_report *rep, vgp_err
 		if (g->action == VGP_ACT_INELIGIBLE && g->entry >= 0 && strncmp(g->reason, "busy:", 5) == 0)
 			result_add(&e, e.inv.devs[g->dev].addr, "", VGP_OUT_SKIPPED_BUSY, 0, g->n_members,
 				   "%s: skipped (busy policy skip)", g->reason);
-		if (g->action == VGP_ACT_INELIGIBLE && strncmp(g->reason, "stuck:", 6) == 0)
-			result_add(&e, e.inv.devs[g->dev].addr, "", VGP_OUT_STUCK, 0, g->n_members, "%s", g->reason);
+	}
+	/* devices whose unbind hung earlier in this boot */
+	{
+		_cleanup_free_ char (*stuck)[VGP_ADDR_LEN] = NULL;
+		size_t ns = 0;
+		for (size_t i = 0; i < e.j.n; i++)
+			if (e.j.e[i].state == VGP_J_STUCK && !in_list(stuck, ns, e.j.e[i].gpu)) {
+				list_add(&stuck, &ns, e.j.e[i].gpu);
+				list_add(&e.done, &e.n_done, e.j.e[i].gpu);
+				result_add(&e, e.j.e[i].gpu, "", VGP_OUT_STUCK, 0, 0,
+					   "%s: stuck since an earlier run in this boot (the unbind of %s never returned): "
+					   "a reboot is needed; nothing is written to it",
+					   e.j.e[i].gpu, e.j.e[i].addr);
+			}
 	}
 	for (int round = 0; round < 64; round++) {
 		size_t nw = 0;

@@ -31,9 +31,11 @@ udev; elsewhere the sim refuses to start unless --no-uevents.
 
 Faults (ROOT/.sim/faults.json, re-read whenever it changes, or --faults FILE, which is copied there):
   {"refuseBind": [addr],       vfio-pci's probe of addr fails: drivers_probe/bind "succeed", nothing binds
-   "blockUnbind": [addr],      the unbind of addr hangs: drivers/<d>/unbind becomes a FIFO without a reader as
-                               soon as the plugin starts on addr (driver_override or unbindLock write), so the
-                               writer's open() blocks; the device stays on its driver
+   "blockUnbind": [addr],      the unbind of addr hangs: drivers/<d>/unbind becomes a FIFO without a reader when
+                               the plugin takes addr's unbind lock (or writes its driver_override), so the
+                               writer's open() blocks; the device stays on its driver. The unbind lock of another
+                               device of that driver turns the FIFO back into a file (a writer waits for the lock's
+                               answer, so this is ordered with its unbind)
    "vanish": [addr],           the device falls off the bus now: unbind + remove uevents, dir and links gone
    "vanishOnUnbind": [addr],   the device falls off the bus when its unbind is written
    "failVfioNode": [group],    binding to vfio-pci does not create dev/vfio/<group>
@@ -289,6 +291,8 @@ class Sim:
 
     def first_line(self, path):
         try:
+            if stat.S_ISFIFO(os.stat(path).st_mode):
+                return None   # a blocked unbind of ours: never open it (it would hang the sim)
             with open(path, "rb") as f:
                 data = f.read(4096)
         except OSError:
@@ -585,18 +589,19 @@ class Sim:
         if kind == "dev":
             d = self.devs[key]
             self.record("sys/bus/pci/devices/%s/%s" % (key, name), value)
-            if name == "driver_override":
+            if name == "driver_override" and self.fault("blockUnbind", key):
                 self.touching(key)
                 self.rewrite(path, (value if value and value != NULL else NULL) + "\n")
             return
         rel = os.path.relpath(path, self.root)
         if kind == "nvgpu":
-            self.record(rel, value)
             if name != "unbindLock":
+                self.record(rel, value)
                 return
+            value = value[:1]   # the digit written over the canonical " N"
+            self.record(rel, value)
             d = self.devs.get(key)
             self.touching(key)
-            value = value[:1]   # the digit written over the canonical " N"
             if value == "1":
                 held = self.holders(d.minor) if d and d.minor is not None else []
                 refused = self.fault("refuseUnbindLock", key)
