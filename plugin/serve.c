@@ -136,12 +136,14 @@ build_tables(struct serve *s, vgp_error_t *err)
 		const struct vgp_served_resource *src = &o->resources[i];
 		struct vgp_served_resource *r = &s->res[i];
 		*r = *src;
+		r->n_devs = 0; /* counts the devices copied so far: free_tables must see only those */
 		r->iommufd = src->iommufd || iommufd;
 		r->devs = calloc(src->n_devs ? src->n_devs : 1, sizeof *r->devs);
 		if (r->devs == NULL)
 			return vgp_make_error(err, ENOMEM, "serve");
 		for (size_t k = 0; k < src->n_devs; k++) {
 			r->devs[k] = src->devs[k];
+			r->n_devs = k + 1;
 			r->devs[k].vfio_dev_nodes = NULL;
 			r->devs[k].n_vfio_dev_nodes = 0;
 			for (size_t v = 0; v < src->devs[k].n_vfio_dev_nodes; v++) {
@@ -196,6 +198,33 @@ open_health(struct serve *s, vgp_error_t *err)
 }
 
 /* Push every device's health to the server; the server sends only on a change. */
+/* iommufd: a function re-bound to vfio-pci may have another /dev/vfio/devices/vfioN; read them again before the
+ * device is advertised Healthy (here, on the serve thread: Allocate only ever answers from memory). */
+static void
+refresh_vfio_dev_nodes(struct serve *s, size_t r, struct vgp_served_dev *sd)
+{
+	_cleanup_error_ vgp_error_t err = NULL;
+	char **old = sd->vfio_dev_nodes;
+	size_t n_old = sd->n_vfio_dev_nodes;
+
+	sd->vfio_dev_nodes = NULL;
+	sd->n_vfio_dev_nodes = 0;
+	if (read_vfio_dev_nodes(s->o->host_root, sd, &err) < 0 ||
+	    vgp_server_set_dev_nodes(s->srv, r, sd->addr, sd->vfio_dev_nodes, sd->n_vfio_dev_nodes) < 0) {
+		log_warn("%s: %s: keeping the old iommufd device nodes: %s", s->res[r].name, sd->addr,
+			 err ? err->msg : "out of memory");
+		for (size_t v = 0; v < sd->n_vfio_dev_nodes; v++)
+			free(sd->vfio_dev_nodes[v]);
+		free(sd->vfio_dev_nodes);
+		sd->vfio_dev_nodes = old;
+		sd->n_vfio_dev_nodes = n_old;
+		return;
+	}
+	for (size_t v = 0; v < n_old; v++)
+		free(old[v]);
+	free(old);
+}
+
 static void
 push_health(struct serve *s)
 {
@@ -203,6 +232,8 @@ push_health(struct serve *s)
 		char why[256] = "";
 		struct vgp_served_dev *sd = &s->res[s->hmap[k].res].devs[s->hmap[k].dev];
 		bool h = vgp_health_get(s->health, k, why, sizeof why);
+		if (h && !sd->healthy && s->res[s->hmap[k].res].iommufd)
+			refresh_vfio_dev_nodes(s, s->hmap[k].res, sd);
 		if (vgp_server_set_health(s->srv, s->hmap[k].res, sd->addr, h) == 1) {
 			sd->healthy = h;
 			if (h)

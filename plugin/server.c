@@ -844,6 +844,32 @@ vgp_server_set_health(struct vgp_server *s, size_t i, const char *addr, bool hea
 	return ret;
 }
 
+int
+vgp_server_set_dev_nodes(struct vgp_server *s, size_t i, const char *addr, char **nodes, size_t n)
+{
+	char **copy = NULL;
+	ssize_t k;
+	int ret = -1;
+
+	if (s == NULL || i >= s->n || dup_strv(nodes, n, &copy) < 0) {
+		free_strv(copy, n);
+		return -1;
+	}
+	pthread_mutex_lock(&s->mu);
+	k = vgp_alloc_find(&s->res[i].r, addr);
+	if (k >= 0) {
+		struct vgp_served_dev *d = &s->res[i].r.devs[k];
+		free_strv(d->vfio_dev_nodes, d->n_vfio_dev_nodes);
+		d->vfio_dev_nodes = copy;
+		d->n_vfio_dev_nodes = copy != NULL ? n : 0;
+		copy = NULL;
+		ret = 0;
+	}
+	pthread_mutex_unlock(&s->mu);
+	free_strv(copy, n);
+	return ret;
+}
+
 size_t
 vgp_server_count(const struct vgp_server *s)
 {

@@ -34,6 +34,10 @@ void vgp_server_stop_listener(struct vgp_server *s, size_t i);
 /* Set the health of device addr of resource i. Returns 1 when it changed (every open ListAndWatch stream of the
  * resource is sent the new list), 0 when unchanged, -1 when addr is not served by resource i. Thread-safe. */
 int vgp_server_set_health(struct vgp_server *s, size_t i, const char *addr, bool healthy);
+/* Replace the iommufd device nodes of device addr of resource i (copied; thread-safe like set_health). Called
+ * before a device turns Healthy again: a re-bound function may have been given another /dev/vfio/devices/vfioN.
+ * Returns 0, or -1 (unknown device, out of memory: the old nodes stay). */
+int vgp_server_set_dev_nodes(struct vgp_server *s, size_t i, const char *addr, char **nodes, size_t n);
 /* Stop every listener (sockets removed), the completion queue and its thread; free; grpc_shutdown. NULL ok. */
 void vgp_server_free(struct vgp_server *s);
 

@@ -37,4 +37,19 @@ assert a[1]['containers'][0]['envs'] == {'PCI_RESOURCE_NVIDIA_COM_AD102GL_L40S':
 "
 grep -q 'iommufd' "$T/serve.log" || fail "serve did not log iommufd"
 ok "iommufd DeviceSpecs"
+
+# A GPU that goes away from vfio-pci and comes back may get another vfioN: the Allocate after it turns Healthy
+# again names the new node, never the stale one.
+D=$R/sys/bus/pci/devices/0000:01:00.0/vfio-dev
+vgp_fk --expect-devices 2 \
+	--exec "rm -f '$R/dev/vfio/1'" --wait-health 0000:01:00.0=Unhealthy \
+	--exec "mv '$D/$G0' '$D/vfio77' && rm -f '$R/dev/vfio/devices/$G0' && mknod '$R/dev/vfio/devices/vfio77' c 241 77" \
+	--exec "mknod '$R/dev/vfio/1' c 240 1" --wait-health 0000:01:00.0=Healthy \
+	--allocate 0000:01:00.0
+vgp_fk_check "
+p = [d['host_path'] for d in all_('allocate')[-1]['containers'][0]['devices']]
+assert '/dev/vfio/devices/vfio77' in p and '/dev/vfio/devices/$G0' not in p, p
+assert '/dev/vfio/devices/$A0' in p, p
+"
+ok "iommufd nodes read again when a GPU turns Healthy"
 vgp_serve_stop
