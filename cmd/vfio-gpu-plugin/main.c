@@ -2,6 +2,7 @@
  * exit status (0 ok, 1 runtime failure, 2 invalid input). Everything else lives in plugin/. */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -439,6 +440,15 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 		node_state_free(&s);
 		return -1;
 	}
+	/* A SIGTERM during the bind must not cut a group's move in half: hold SIGTERM/SIGINT/SIGHUP until the
+	 * serve loop reads them from its signalfd (a pending SIGTERM then stops it at once, exit 0). */
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+
 	/* serve binds what exists: a GPU that fell off the bus must not stop the GPUs already in VMs from being
 	 * served (design §6). A failure here is logged and reported not-ready, unless nothing could be planned. */
 	s.eo.shortfall_ok = true;
