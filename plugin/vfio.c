@@ -219,7 +219,12 @@ dev_override(struct eng *e, const char *addr, char out[VGP_DRIVER_LEN])
 	_cleanup_error_ vgp_error_t err = NULL;
 	out[0] = '\0';
 	if (hpath(e, p, "/sys/bus/pci/devices/%s/driver_override", addr) < 0 ||
-	    vgp_read_file(p, out, VGP_DRIVER_LEN, &err) < 0 || strcmp(out, "(null)") == 0)
+	    vgp_read_file(p, out, VGP_DRIVER_LEN, &err) < 0) {
+		out[0] = '\0';
+		return;
+	}
+	out[strcspn(out, "\n")] = '\0'; /* the attribute is one line */
+	if (strcmp(out, "(null)") == 0)
 		out[0] = '\0';
 }
 

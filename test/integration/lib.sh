@@ -122,7 +122,10 @@ vgp_driver() {
 	basename "$l"
 }
 
-vgp_override() { head -n 1 "$1/sys/bus/pci/devices/$2/driver_override"; }
+vgp_override() { # ROOT ADDR: driver_override as the kernel shows it (after the sim handled every write so far)
+	[ -f "$1/.sim/sim.pid" ] && vgp_sim_sync "$1"
+	head -n 1 "$1/sys/bus/pci/devices/$2/driver_override"
+}
 
 vgp_expect_driver() { # ROOT ADDR DRIVER
 	local d
@@ -178,6 +181,7 @@ for f in j.get("functions",[]):
 # The node is consistent: every group is entirely on vfio-pci or entirely off it (bridges aside), every function
 # the journal records as bound is on vfio-pci, and every function is on vfio-pci or its natural driver.
 vgp_check_consistent() { # ROOT
+	[ -f "$1/.sim/sim.pid" ] && vgp_sim_sync "$1"
 	python3 - "$1" <<'EOF' || fail "node inconsistent"
 import json, os, sys
 root = sys.argv[1]

@@ -589,8 +589,9 @@ class Sim:
         if kind == "dev":
             d = self.devs[key]
             self.record("sys/bus/pci/devices/%s/%s" % (key, name), value)
-            if name == "driver_override" and self.fault("blockUnbind", key):
-                self.touching(key)
+            if name == "driver_override":
+                if self.fault("blockUnbind", key):
+                    self.touching(key)
                 self.rewrite(path, (value if value and value != NULL else NULL) + "\n")
             return
         rel = os.path.relpath(path, self.root)
