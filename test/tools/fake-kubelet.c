@@ -1115,6 +1115,8 @@ run_step(const struct step *s)
 	}
 
 	/* steps on a plugin */
+	int replaced = 0;
+again:
 	pthread_mutex_lock(&mu);
 	p = get_plugin();
 	if (p == NULL) {
@@ -1124,7 +1126,13 @@ run_step(const struct step *s)
 	ch = p->ch; /* channels live until exit */
 	switch (s->kind) {
 	case S_EXPECT_DEVICES:
-		if (wait_until(pred_first_list, p) < 0 || p->streams[0]->list == NULL) {
+		if (wait_until(pred_first_list, p) == 0 && p->streams[0]->list == NULL && p->stale && replaced++ < 5) {
+			/* a newer Register of the resource replaced this one meanwhile (a plugin may register twice
+			 * when it cannot know whether an attempt cut by a kubelet restart arrived): ask the new one */
+			pthread_mutex_unlock(&mu);
+			goto again;
+		}
+		if (p->streams[0]->list == NULL) {
 			rc = fail("%s: no device list", p->resource);
 		} else if (p->streams[0]->list->n_devices != (size_t) atoi(s->arg)) {
 			rc = fail("%s: %zu devices listed, expected %s", p->resource, p->streams[0]->list->n_devices, s->arg);
@@ -1145,6 +1153,10 @@ run_step(const struct step *s)
 			size_t ok = 0;
 			for (size_t k = w.from; k < p->n_streams; k++)
 				ok += p->streams[k]->list != NULL;
+			if (ok != (size_t) n && p->stale && replaced++ < 5) { /* replaced meanwhile: as above */
+				pthread_mutex_unlock(&mu);
+				goto again;
+			}
 			emit(json_pack("{s:s, s:s, s:i, s:i, s:f}", "event", "streams", "resource", p->resource, "opened",
 				       n, "with_list", (int) ok, "ms", now_ms() - t0));
 			if (ok != (size_t) n)
