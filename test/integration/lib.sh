@@ -12,7 +12,7 @@
 #   vgp_writes ROOT [REGEX]   number of writes the sim saw (matching REGEX)
 #   vgp_driver ROOT ADDR      the driver ADDR is bound to ("" when none)
 #   vgp_override ROOT ADDR    its driver_override
-#   vgp_run ARGS...           run the plugin's bind/release (the real CLI when it has them, else bindtool), under
+#   vgp_run ARGS...           run the plugin's CLI (bind, release, plan ...), under
 #                             $VGP_WRAP; stdout+stderr to $T/out, exit status in $RC
 #   fail MSG / skip MSG / ok MSG
 
@@ -50,7 +50,7 @@ vgp_setup() {
 	T=$(mktemp -d /tmp/vgp-it.XXXXXX)
 	trap _vgp_cleanup EXIT
 	trap 'exit 130' INT TERM
-	[ -x "$VGP_BIN/vfio-gpu-plugin" ] || [ -x "$VGP_BIN/bindtool" ] || skip "no binaries in $VGP_BIN"
+	[ -x "$VGP_BIN/vfio-gpu-plugin" ] || fail "no vfio-gpu-plugin in $VGP_BIN: build first (make)"
 }
 
 vgp_node() { # NAME SPEC-FILE | NAME --preset P [--gpus N]
@@ -133,16 +133,9 @@ vgp_expect_driver() { # ROOT ADDR DRIVER
 	[ "$d" = "$3" ] || fail "$2 is on '${d}', expected '$3'"
 }
 
-# The command to run: the real CLI once it has bind/release, else the engine's test tool.
+# The command under test.
 vgp_cli() {
-	if [ -z "${_VGP_CLI:-}" ]; then
-		if [ -x "$VGP_BIN/vfio-gpu-plugin" ] && "$VGP_BIN/vfio-gpu-plugin" --help 2>&1 | grep -q 'release'; then
-			_VGP_CLI="$VGP_BIN/vfio-gpu-plugin"
-		else
-			_VGP_CLI="$VGP_BIN/bindtool"
-		fi
-	fi
-	echo "$_VGP_CLI"
+	echo "$VGP_BIN/vfio-gpu-plugin"
 }
 
 # vgp_run [flags...] bind|release ...: stdout+stderr in $T/out, status in $RC (never fails by itself)
