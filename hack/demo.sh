@@ -37,8 +37,22 @@ plain=$(tput sgr0 2>/dev/null || true)
 stage() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 vgp() { "$BIN/vfio-gpu-plugin" --host-root "$NODE" --pci-ids "$ROOT/test/fixtures/pci.ids" --node-name gpu-a-1 "$@"; }
 
-stage "1. A simulated node: 8 NVIDIA L40S on 2 NUMA nodes, all on the nvidia driver, one held by dcgm-exporter"
-python3 hack/simnode.py "$NODE" --preset demo8 >/dev/null
+stage "1. A simulated node: 8 NVIDIA L40S on 2 NUMA nodes: 7 on nvidia (one held by dcgm-exporter), 1 already on vfio-pci"
+# demo8, with the last GPU (and its audio function) left on vfio-pci by an earlier run or an admin
+python3 - "$ROOT/hack" >"$T/node.json" <<'PY'
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import simnode
+spec = simnode.preset("demo8", None)
+for d in spec["devices"]:
+    if d["addr"].startswith("0000:a4:00."):
+        d["naturalDriver"] = d["driver"]
+        d["driver"] = "vfio-pci"
+        d["driverOverride"] = "vfio-pci"
+        d.pop("nvidiaMinor", None)
+print(json.dumps(spec))
+PY
+python3 hack/simnode.py "$NODE" "$T/node.json" >/dev/null
 for d in "$NODE"/sys/bus/pci/devices/*; do
 	a=$(basename "$d")
 	drv=$(basename "$(readlink "$d/driver" 2>/dev/null)" 2>/dev/null || echo -)
@@ -56,7 +70,7 @@ cat >"$T/config.json" <<'JSON'
   "busy": { "policy": "skip", "timeoutSeconds": 60 }
 }
 JSON
-stage "2. The configuration: 4 L40S to VMs, spread over the NUMA nodes, busy GPUs skipped"
+stage "2. The configuration: 4 L40S to VMs, spread over the NUMA nodes, busy GPUs skipped (a GPU already on vfio-pci counts first)"
 cat "$T/config.json"
 
 stage "3. vfio-gpu-plugin plan (changes nothing)"
@@ -73,7 +87,7 @@ mapfile -t GPUS < <(vgp --config "$T/config.json" plan --json |
 	python3 -c 'import json,sys; p=json.load(sys.stdin); print("\n".join(a for v in p["resources"].values() for a in v))')
 ALLOC="${GPUS[0]},${GPUS[1]}"
 
-stage "5. vfio-gpu-plugin serve: binds the 4, then serves nvidia.com/AD102GL_L40S to kubelet"
+stage "5. vfio-gpu-plugin serve: binds 3 more, then serves the 4 as nvidia.com/AD102GL_L40S to kubelet"
 mkdir -p "$KDIR"
 "$BIN/fake-kubelet" --dir "$KDIR" --timeout 60 --quiet-lists --wait-register 1 --expect-devices 4 \
 	--allocate "$ALLOC" >"$T/kubelet.json" 2>"$T/kubelet.err" &
