@@ -92,7 +92,9 @@ mkdir -p "$KDIR"
 "$BIN/fake-kubelet" --dir "$KDIR" --timeout 60 --quiet-lists --wait-register 1 --expect-devices 4 \
 	--allocate "$ALLOC" >"$T/kubelet.json" 2>"$T/kubelet.err" &
 KUBELET=$!
-vgp --config "$T/config.json" --kubelet-dir "$KDIR" --status-file "$T/status.json" serve >"$T/serve.log" 2>&1 &
+# the plugin itself in the background (not through the vgp function: $! must be its pid, for the SIGTERM)
+"$BIN/vfio-gpu-plugin" --host-root "$NODE" --pci-ids "$ROOT/test/fixtures/pci.ids" --node-name gpu-a-1 \
+	--config "$T/config.json" --kubelet-dir "$KDIR" --status-file "$T/status.json" serve >"$T/serve.log" 2>&1 &
 PIDS+=($!)
 if ! wait "$KUBELET"; then
 	echo "the fake kubelet failed:"; cat "$T/kubelet.err" "$T/kubelet.json"; echo "plugin log:"; cat "$T/serve.log"
