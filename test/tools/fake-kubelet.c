@@ -510,6 +510,7 @@ reg_handle(struct reg_call *rc)
 	}
 	ev = json_pack("{s:s, s:s, s:s, s:s, s:o}", "event", "register", "resource", rq->resource_name, "endpoint",
 		       rq->endpoint, "version", rq->version, "options", options_json(rq->options));
+	json_object_set_new(ev, "t_mono_ms", json_real(t0)); /* arrival, CLOCK_MONOTONIC (for the benchmarks) */
 	if (strcmp(rq->version, "v1beta1") != 0 || strchr(rq->endpoint, '/') != NULL || rq->endpoint[0] == '\0' ||
 	    strchr(rq->resource_name, '/') == NULL) {
 		json_object_set_new(ev, "ok", json_false());
@@ -643,7 +644,7 @@ reg_start(void)
 	rshutdown_done = false;
 	pthread_mutex_unlock(&mu);
 	reg_request();
-	emit(json_pack("{s:s, s:s}", "event", "listening", "socket", kubelet_sock));
+	emit(json_pack("{s:s, s:s, s:f}", "event", "listening", "socket", kubelet_sock, "t_mono_ms", now_ms()));
 	return 0;
 }
 
