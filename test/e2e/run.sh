@@ -63,7 +63,14 @@ trap cleanup EXIT INT TERM
 # --- 1. the kernel: the package linux-image-amd64 depends on, fetched once; the cache keeps the .deb (the
 #        modules come from it when the base initramfs is rebuilt) and the kernel image ---
 t0=$(date +%s.%N)
-KPKG=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }' || true)
+kpkg() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }' || true; }
+KPKG=$(kpkg)
+if [ -z "$KPKG" ] && ! ls -d "$CACHE"/kernel-linux-image-* >/dev/null 2>&1; then
+	# a machine whose package lists were never fetched (install-deps found every package present)
+	say "no apt metadata and no cached kernel: apt-get update"
+	apt-get update -qq >&2 || true
+	KPKG=$(kpkg)
+fi
 if [ -z "$KPKG" ]; then
 	# no apt metadata: use whatever kernel an earlier run cached
 	KPKG=$(ls "$CACHE" | sed -n 's/^kernel-\(linux-image-.*\)$/\1/p' | sort -V | tail -n 1)
