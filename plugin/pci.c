@@ -465,9 +465,11 @@ out:
 	return rc;
 }
 
-/* driver, override, group, NUMA, SR-IOV, boot_vga, topology, nvidia minor: plain sysfs and /proc reads. */
+/* driver, override, group, NUMA, SR-IOV, boot_vga, topology, nvidia minor: plain sysfs and /proc reads.
+ * locked: the device's lock is held by an unbind that never returned; driver_override and sriov_numvfs, whose
+ * reads take that lock on a real kernel, are not read (they would hang this process). */
 static int
-fill_sysfs(const char *host_root, const char *sysdevs_real, struct vgp_pci_dev *d, vgp_error_t *err)
+fill_sysfs(const char *host_root, const char *sysdevs_real, struct vgp_pci_dev *d, bool locked, vgp_error_t *err)
 {
 	char path[PATH_MAX], buf[256];
 	long v;
@@ -475,7 +477,8 @@ fill_sysfs(const char *host_root, const char *sysdevs_real, struct vgp_pci_dev *
 	if (vgp_host_path(path, sizeof path, host_root, "/sys/bus/pci/devices/%s/driver", d->addr) == 0 &&
 	    vgp_readlink_base(path, d->driver, sizeof d->driver) < 0)
 		d->driver[0] = '\0';
-	if (read_attr(host_root, d->addr, "driver_override", buf, sizeof buf) == 0 && strcmp(buf, "(null)") != 0)
+	if (!locked && read_attr(host_root, d->addr, "driver_override", buf, sizeof buf) == 0 &&
+	    strcmp(buf, "(null)") != 0)
 		snprintf(d->driver_override, sizeof d->driver_override, "%.63s", buf);
 	if (vgp_host_path(path, sizeof path, host_root, "/sys/bus/pci/devices/%s/iommu_group", d->addr) == 0 &&
 	    vgp_readlink_base(path, buf, sizeof buf) == 0 && parse_int(buf, &v) && v >= 0 && v <= INT_MAX)
@@ -483,8 +486,8 @@ fill_sysfs(const char *host_root, const char *sysdevs_real, struct vgp_pci_dev *
 	if (read_attr(host_root, d->addr, "numa_node", buf, sizeof buf) == 0 && parse_int(buf, &v) && v >= -1 &&
 	    v <= INT_MAX)
 		d->numa_node = (int) v;
-	if (read_attr(host_root, d->addr, "sriov_numvfs", buf, sizeof buf) == 0 && parse_int(buf, &v) && v >= 0 &&
-	    v <= INT_MAX)
+	if (!locked && read_attr(host_root, d->addr, "sriov_numvfs", buf, sizeof buf) == 0 && parse_int(buf, &v) &&
+	    v >= 0 && v <= INT_MAX)
 		d->sriov_numvfs = (int) v;
 	if (read_attr(host_root, d->addr, "boot_vga", buf, sizeof buf) == 0)
 		d->boot_vga = strcmp(buf, "1") == 0;
@@ -520,6 +523,13 @@ fill_sysfs(const char *host_root, const char *sysdevs_real, struct vgp_pci_dev *
 int
 vgp_inventory_scan(const char *host_root, const char *pci_ids, struct vgp_inventory *inv, vgp_error_t *err)
 {
+	return vgp_inventory_scan_ex(host_root, pci_ids, NULL, 0, inv, err);
+}
+
+int
+vgp_inventory_scan_ex(const char *host_root, const char *pci_ids, const char *const *locked, size_t n_locked,
+		      struct vgp_inventory *inv, vgp_error_t *err)
+{
 	char path[PATH_MAX], buf[8192];
 	_cleanup_free_ char *sysdevs_real = NULL;
 	_cleanup_closedir_ DIR *groups = NULL;
@@ -543,7 +553,11 @@ vgp_inventory_scan(const char *host_root, const char *pci_ids, struct vgp_invent
 	if (vgp_host_path(path, sizeof path, host_root, "/sys/devices") == 0)
 		sysdevs_real = realpath(path, NULL);
 	for (size_t i = 0; i < inv->n; i++) {
-		if (fill_sysfs(host_root, sysdevs_real, &inv->devs[i], err) < 0) {
+		bool lk = false;
+
+		for (size_t k = 0; k < n_locked && !lk; k++)
+			lk = strcmp(locked[k], inv->devs[i].addr) == 0;
+		if (fill_sysfs(host_root, sysdevs_real, &inv->devs[i], lk, err) < 0) {
 			vgp_error_wrap(err, "inventory %s", inv->devs[i].addr);
 			goto fail;
 		}

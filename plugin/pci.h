@@ -51,6 +51,11 @@ struct vgp_inventory {
 /* Scan the node. pci_ids may be NULL (libpci's default). Names come from the file alone (hwdb and network
  * look-ups disabled). */
 int vgp_inventory_scan(const char *host_root, const char *pci_ids, struct vgp_inventory *inv, vgp_error_t *err);
+/* The same, without reading the attributes whose read takes the device lock on a real kernel (driver_override,
+ * sriov_numvfs) of the `locked` addresses: devices whose unbind never returned (the kernel holds their lock until
+ * a reboot; such a read would hang this process in D state). Their driver_override reads "", sriov_numvfs 0. */
+int vgp_inventory_scan_ex(const char *host_root, const char *pci_ids, const char *const *locked, size_t n_locked,
+			  struct vgp_inventory *inv, vgp_error_t *err);
 void vgp_inventory_free(struct vgp_inventory *inv);
 
 /* Pure helpers on a scanned (or hand-built) inventory. */

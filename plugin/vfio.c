@@ -755,6 +755,22 @@ snap_free(struct eng *e)
 	e->have = false;
 }
 
+/* The inventory, without the reads that take the device lock of a function whose unbind never returned (journal
+ * state stuck): on a real kernel that lock stays held until a reboot, and the read would hang this process. */
+static int
+scan_node(struct eng *e, struct vgp_inventory *inv, vgp_error_t *err)
+{
+	_cleanup_free_ const char **locked = calloc(e->j.n ? e->j.n : 1, sizeof *locked);
+	size_t nl = 0;
+
+	if (locked == NULL)
+		return vgp_make_error(err, ENOMEM, "inventory");
+	for (size_t i = 0; i < e->j.n; i++)
+		if (e->j.e[i].state == VGP_J_STUCK)
+			locked[nl++] = e->j.e[i].addr;
+	return vgp_inventory_scan_ex(e->root, e->o->pci_ids, locked, nl, inv, err);
+}
+
 static bool
 sticky_state(enum vgp_jstate s)
 {
@@ -773,7 +789,7 @@ snap(struct eng *e, vgp_error_t *err)
 	snap_free(e);
 	if (sticky == NULL || ex == NULL || why == NULL)
 		return vgp_make_error(err, ENOMEM, "plan");
-	if (vgp_inventory_scan(e->root, e->o->pci_ids, &e->inv, err) < 0)
+	if (scan_node(e, &e->inv, err) < 0)
 		return -1;
 	for (size_t i = 0; i < e->j.n; i++)
 		if (strcmp(e->j.e[i].addr, e->j.e[i].gpu) == 0 && sticky_state(e->j.e[i].state))
@@ -1538,6 +1554,20 @@ release_group(struct eng *e, const char *gpu, bool force)
 		result_add(e, gpu, "", VGP_OUT_FAILED, 0, 0, "out of memory");
 		return;
 	}
+	for (size_t i = 0; i < e->j.n; i++) {
+		const struct vgp_journal_entry *je = &e->j.e[i];
+		char cur[VGP_DRIVER_LEN];
+		if (strcmp(je->gpu, gpu) != 0 || je->state != VGP_J_STUCK)
+			continue;
+		dev_driver(e, je->addr, cur);
+		if (!dev_exists(e, je->addr) || strcmp(cur, je->orig_driver) == 0) {
+			/* its unbind still waits in the kernel, holding the device lock: any write (even the clearing of
+			 * driver_override) would hang this process too, --force or not */
+			result_add(e, gpu, "", VGP_OUT_STUCK, 0, 0, "%s: stuck: a reboot is needed (the unbind of %s never "
+				   "returned; nothing is written to it)", gpu, je->addr);
+			return;
+		}
+	}
 	for (size_t i = 0; i < e->j.n; i++)
 		if (strcmp(e->j.e[i].gpu, gpu) == 0) {
 			snprintf(f[nf].addr, VGP_ADDR_LEN, "%s", e->j.e[i].addr);
@@ -1661,7 +1691,7 @@ vgp_release(const struct vgp_engine_opts *o, const char *const *addrs, size_t n,
 
 	if (eng_init(&e, o, rep, err) < 0)
 		goto out;
-	if (vgp_inventory_scan(e.root, o->pci_ids, &e.inv, err) < 0)
+	if (scan_node(&e, &e.inv, err) < 0)
 		goto out;
 	memset(&e.plan, 0, sizeof e.plan);
 	e.have = false; /* the inventory only: freed below */

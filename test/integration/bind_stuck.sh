@@ -7,6 +7,10 @@ vgp_netns_reexec "$@"
 set -e
 vgp_setup
 
+# a run the kernel's device lock hangs (the sim holds it like the kernel: reading the stuck GPU's driver_override
+# blocks) must fail the test, not block it
+VGP_RUN_TIMEOUT=${VGP_RUN_TIMEOUT:-60}
+
 R=$(vgp_node n --preset demo8)
 vgp_sim_start "$R"
 STATE=$R/var/lib/vfio-gpu-plugin/state.json
@@ -37,3 +41,21 @@ vgp_expect_rc 1
 [ "$(vgp_outcome 0000:61:00.0)" = stuck ] || fail "second run: 61:00.0 not reported stuck"
 [ "$(vgp_writes_since "$R")" = 0 ] || fail "second run wrote: $(tail -n 3 "$R/.sim/writes.log")"
 ok "second run: the stuck GPU left alone (zero writes), still reported"
+
+# the kernel still holds the stuck GPU's device lock: plan, release (all or that GPU, --force too) must neither
+# write to it nor read its lock-taking attributes (driver_override), or they would hang in D state
+vgp_writes_mark "$R"
+vgp_run "${F[@]}" plan
+vgp_expect_rc 0
+vgp_run "${F[@]}" release --force 0000:61:00.0
+vgp_expect_rc 1
+[ "$(vgp_outcome 0000:61:00.0)" = stuck ] || fail "release of the stuck GPU: $(vgp_outcome 0000:61:00.0), expected stuck"
+vgp_expect_out '0000:61:00.0.*stuck: a reboot is needed'
+[ "$(vgp_writes_since "$R")" = 0 ] || fail "plan/release of the stuck GPU wrote: $(tail -n 3 "$R/.sim/writes.log")"
+vgp_run "${F[@]}" release
+vgp_expect_rc 1
+[ "$(vgp_count released)" = 2 ] || fail "release: expected the 2 bound GPUs released, got $(vgp_count released)"
+[ "$(vgp_outcome 0000:61:00.0)" = stuck ] || fail "release all: 61:00.0 $(vgp_outcome 0000:61:00.0), expected stuck"
+[ "$(vgp_writes_since "$R" '0000:61:00\.0')" = 0 ] || fail "release all wrote to the stuck GPU"
+[ "$(vgp_journal_state "$STATE" 0000:61:00.0)" = stuck ] || fail "journal: 61:00.0 no longer stuck after release"
+ok "plan and release leave the stuck GPU alone (no write, no lock-taking read), the others released"

@@ -13,7 +13,8 @@
 #   vgp_driver ROOT ADDR      the driver ADDR is bound to ("" when none)
 #   vgp_override ROOT ADDR    its driver_override
 #   vgp_run ARGS...           run the plugin's CLI (bind, release, plan ...), under
-#                             $VGP_WRAP; stdout+stderr to $T/out, exit status in $RC
+#                             $VGP_WRAP; stdout+stderr to $T/out, exit status in $RC; killed after
+#                             $VGP_RUN_TIMEOUT s (default 300) if it hangs
 #   fail MSG / skip MSG / ok MSG
 
 set -u
@@ -138,10 +139,11 @@ vgp_cli() {
 	echo "$VGP_BIN/vfio-gpu-plugin"
 }
 
-# vgp_run [flags...] bind|release ...: stdout+stderr in $T/out, status in $RC (never fails by itself)
+# vgp_run [flags...] bind|release ...: stdout+stderr in $T/out, status in $RC (never fails by itself). A run that
+# hangs is killed after $VGP_RUN_TIMEOUT seconds (default 300): RC 124 (or 137)
 vgp_run() {
 	set +e
-	$VGP_WRAP "$(vgp_cli)" "$@" >"$T/out" 2>&1
+	timeout -k 5 "${VGP_RUN_TIMEOUT:-300}" $VGP_WRAP "$(vgp_cli)" "$@" >"$T/out" 2>&1
 	RC=$?
 	set -e
 	return 0

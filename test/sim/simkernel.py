@@ -35,7 +35,12 @@ Faults (ROOT/.sim/faults.json, re-read whenever it changes, or --faults FILE, wh
                                the plugin takes addr's unbind lock (or writes its driver_override), so the
                                writer's open() blocks; the device stays on its driver. The unbind lock of another
                                device of that driver turns the FIFO back into a file (a writer waits for the lock's
-                               answer, so this is ordered with its unbind)
+                               answer, so this is ordered with its unbind). The hung unbind holds the device lock,
+                               as on a real kernel: once the plugin set the device's driver_override (its unbind comes
+                               next), its driver_override and sriov_numvfs, whose reads and writes take that lock,
+                               become FIFOs too: a reader or writer of them hangs like the unbind, until the fault
+                               is lifted for that device (the unbind FIFO itself goes when another device's unbind
+                               lock is taken, as above; the device lock stays)
    "vanish": [addr],           the device falls off the bus now: unbind + remove uevents, dir and links gone
    "vanishOnUnbind": [addr],   the device falls off the bus when its unbind is written
    "failVfioNode": [group],    binding to vfio-pci does not create dev/vfio/<group>
@@ -98,6 +103,7 @@ class Dev:
         self.minor = minor        # nvidia minor, None when unknown
         self.vanished = False
         self.nv_info = None       # cached proc/driver/nvidia/gpus/<addr>/information
+        self.locked = {}          # attribute path -> its content, while a hung unbind holds the device lock
         self.ids = {}
 
 
@@ -219,6 +225,9 @@ class Sim:
         log("faults: %s" % json.dumps(f, sort_keys=True))
         for addr in list(self.blocked_addrs_removed()):
             self.unblock(addr)
+        for d in self.devs.values():   # the hung unbind gave up the device lock: the fault is off
+            if d.locked and not self.fault("blockUnbind", d.addr):
+                self.unlock_device(d)
         for addr in f.get("vanish", []) or []:
             d = self.devs.get(addr)
             if d and not d.vanished:
@@ -269,6 +278,10 @@ class Sim:
             return ""
 
     def override_of(self, d):
+        saved = self.locked_value(d, "driver_override")
+        if saved is not None:
+            v = saved.split("\n", 1)[0].strip()
+            return "" if v in ("", NULL) else v
         try:
             with open(os.path.join(self.dev_path(d), "driver_override")) as f:
                 v = f.readline().strip()
@@ -550,6 +563,38 @@ class Sim:
         self.blocked[d.addr] = (drv, path)
         log("blockUnbind: %s is a FIFO now (unbind of %s will hang)" % (path, d.addr))
 
+    def locked_value(self, d, attr):
+        return d.locked.get(os.path.join(self.dev_path(d), attr))
+
+    def lock_device(self, d):
+        """A hung unbind holds d's device lock: the attributes whose show/store take it become FIFOs."""
+        for attr in ("driver_override", "sriov_numvfs"):
+            path = os.path.join(self.dev_path(d), attr)
+            try:
+                if path in d.locked or not os.path.isfile(path):
+                    continue
+                with open(path) as f:
+                    d.locked[path] = f.read()
+                tmp = path + ".simfifo"
+                self.unlink(tmp)
+                os.mkfifo(tmp, 0o600)
+                os.rename(tmp, path)
+            except OSError as e:
+                log("lock %s: %s" % (path, e.strerror))
+        log("device lock of %s held (its unbind hangs)" % d.addr)
+
+    def unlock_device(self, d):
+        for path, text in list(d.locked.items()):
+            tmp = path + ".simtmp"
+            try:
+                with open(tmp, "w") as f:
+                    f.write(text)
+                os.chmod(tmp, 0o644)
+                os.rename(tmp, path)
+            except OSError as e:
+                log("unlock %s: %s" % (path, e.strerror))
+        d.locked = {}
+
     def unblock(self, addr):
         drv, path = self.blocked.pop(addr)
         tmp = path + ".simtmp"
@@ -593,6 +638,8 @@ class Sim:
                 if self.fault("blockUnbind", key):
                     self.touching(key)
                 self.rewrite(path, (value if value and value != NULL else NULL) + "\n")
+                if key in self.blocked and value and value != NULL:
+                    self.lock_device(d)
             return
         rel = os.path.relpath(path, self.root)
         if kind == "nvgpu":
@@ -696,6 +743,9 @@ class Sim:
                 self.handle(buf)
         for a in list(self.blocked):
             self.unblock(a)
+        for d in self.devs.values():
+            if d.locked:
+                self.unlock_device(d)
         try:
             os.unlink(os.path.join(self.simdir, "ready"))
         except FileNotFoundError:
