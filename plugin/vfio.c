@@ -657,11 +657,12 @@ udev_drop(struct eng *e, char (*addrs)[VGP_ADDR_LEN], size_t n, vgp_error_t *err
 static int
 run_modprobe(struct eng *e, const char *module, vgp_error_t *err)
 {
-	int p[2], status;
+	int p[2], status = -1; /* -1: not an exit status (a failure) */
 	char out[1024];
 	size_t off = 0;
 	bool plain = strcmp(e->root, "/") == 0 || e->root[0] == '\0';
 	pid_t pid;
+	long deadline;
 
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return vgp_make_error(err, errno, "pipe");
@@ -687,8 +688,18 @@ run_modprobe(struct eng *e, const char *module, vgp_error_t *err)
 		_exit(127);
 	}
 	close(p[1]);
+	/* bounded like the unbind: a module whose init hangs must not hang the bind (or serve's start) */
+	deadline = now_ms() + e->unbind_ms;
 	for (;;) {
-		ssize_t r = read(p[0], out + off, sizeof out - 1 - off);
+		struct pollfd pf = { .fd = p[0], .events = POLLIN };
+		long left = deadline - now_ms();
+		int n = poll(&pf, 1, left > 0 ? (int) left : 0);
+		ssize_t r;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		r = read(p[0], out + off, sizeof out - 1 - off);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
@@ -699,8 +710,21 @@ run_modprobe(struct eng *e, const char *module, vgp_error_t *err)
 	}
 	out[off] = '\0';
 	close(p[0]);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
+	for (;;) {
+		pid_t w = waitpid(pid, &status, WNOHANG);
+		if (w == pid || (w < 0 && errno != EINTR))
+			break;
+		if (w == 0 && now_ms() >= deadline) {
+			kill(pid, SIGKILL);
+			for (int i = 0; i < 20 && waitpid(pid, &status, WNOHANG) != pid; i++)
+				sleep_ms(5); /* in D state it cannot die: abandon it */
+			return vgp_make_error(err, ETIMEDOUT, "precondition: the %s kernel module cannot be loaded "
+					      "(modprobe%s%s %s did not finish within %d ms; killed)", module,
+					      plain ? "" : " -d ", plain ? "" : e->root, module, e->unbind_ms);
+		}
+		if (w == 0)
+			sleep_ms(POLL_MS);
+	}
 	while (off > 0 && (out[off - 1] == '\n' || out[off - 1] == ' '))
 		out[--off] = '\0';
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)

@@ -94,6 +94,17 @@ vgp_expect_out 'vfio_iommu_type1 kernel module cannot be loaded \(modprobe -d '
 expect_restored 0000:61:00.0
 ok "no vfio-pci: modprobe through the host root fails naming the module, zero writes"
 
+# --- no vfio-pci driver and a modprobe that never returns (a module init that hangs): bounded, named, no write
+fresh 'spec["noVfioDriver"] = True; spec["drivers"] = []'
+mkdir -p "$T/hangbin"
+printf '#!/bin/sh\nexec sleep 300\n' >"$T/hangbin/modprobe"
+chmod +x "$T/hangbin/modprobe"
+PATH="$T/hangbin:$PATH" VGP_RUN_TIMEOUT=60 vgp_run "${F[@]}" --unbind-timeout 1 --address 0000:61:00.0 bind
+vgp_expect_rc 1
+vgp_expect_out 'vfio_iommu_type1 kernel module cannot be loaded .*did not finish within 1000 ms'
+[ "$(vgp_writes "$R")" = 0 ] || fail "writes with a hanging modprobe: $(cat "$R/.sim/writes.log")"
+ok "a modprobe that hangs: killed after the bound, the module named, zero writes"
+
 # --- IOMMU off: nothing is eligible, nothing written
 fresh 'spec["iommu"] = False'
 vgp_run "${F[@]}" --address 0000:61:00.0 bind
