@@ -1561,18 +1561,65 @@ struct rel_fn {
 	bool journaled;
 };
 
+/* Processes holding one of the group's VFIO nodes: /dev/vfio/<group>, and on an iommufd host the
+ * /dev/vfio/devices/vfioN of each function (<host-root>/sys/bus/pci/devices/<addr>/vfio-dev/vfioN), matched by
+ * device number. held gets "/dev/vfio/12 is open by pid 777 (qemu-kvm); ..." and *n the number of holders. */
+static int
+vfio_holders(struct eng *e, int group, const struct rel_fn *f, size_t nf, char *held, size_t len, size_t *n,
+	     vgp_error_t *err)
+{
+	char node[PATH_LEN], dir[PATH_LEN], text[512];
+	struct stat st;
+	size_t off = 0;
+
+	*n = 0;
+	held[0] = '\0';
+	for (size_t i = 0; i <= nf; i++) {
+		_cleanup_closedir_ DIR *d = NULL;
+		struct dirent *de;
+		char rel[8][64]; /* host paths, without the host root */
+		size_t nn = 0;
+
+		if (i == nf) { /* the group node */
+			if (group >= 0)
+				snprintf(rel[nn++], sizeof rel[0], "/dev/vfio/%d", group);
+		} else if (hpath(e, dir, "/sys/bus/pci/devices/%s/vfio-dev", f[i].addr) == 0 &&
+			   (d = opendir(dir)) != NULL) {
+			while ((de = readdir(d)) != NULL && nn < 8)
+				if (strncmp(de->d_name, "vfio", 4) == 0 && strlen(de->d_name) < 40)
+					snprintf(rel[nn++], sizeof rel[0], "/dev/vfio/devices/%s", de->d_name);
+		}
+		for (size_t k = 0; k < nn; k++) {
+			_cleanup_free_ struct vgp_holder *h = NULL;
+			size_t nh = 0;
+			if (hpath(e, node, "%s", rel[k]) < 0 || stat(node, &st) < 0 || !S_ISCHR(st.st_mode))
+				continue;
+			if (vgp_rdev_holders(e->root, (unsigned long) st.st_rdev, &h, &nh, err) < 0)
+				return -1;
+			if (nh == 0)
+				continue;
+			holders_text(h, nh, text, sizeof text);
+			off += (size_t) snprintf(held + off, off < len ? len - off : 0, "%s%s is open by %s",
+						 off ? "; " : "", rel[k], text);
+			if (off >= len)
+				off = len - 1;
+			*n += nh;
+		}
+	}
+	return 0;
+}
+
 static void
 release_group(struct eng *e, const char *gpu, bool force)
 {
 	_cleanup_free_ struct rel_fn *f = calloc(e->j.n + 16, sizeof *f);
 	_cleanup_error_ vgp_error_t err = NULL;
-	char node[PATH_LEN], why[MSG_LEN * 2] = "", held[512];
+	char why[MSG_LEN * 2] = "", held[512];
 	_cleanup_free_ char (*gone)[VGP_ADDR_LEN] = NULL;
 	size_t nf = 0, ngone = 0;
 	int group = -1;
 	long t0 = now_ms();
 	bool stuck_any = false, ok = true;
-	struct stat st;
 
 	if (f == NULL) {
 		result_add(e, gpu, "", VGP_OUT_FAILED, 0, 0, "out of memory");
@@ -1632,24 +1679,20 @@ release_group(struct eng *e, const char *gpu, bool force)
 			return;
 		}
 	}
-	/* a running VM holds /dev/vfio/<group> */
-	if (group >= 0 && hpath(e, node, "/dev/vfio/%d", group) == 0 && stat(node, &st) == 0 && S_ISCHR(st.st_mode)) {
-		_cleanup_free_ struct vgp_holder *h = NULL;
+	/* a running VM holds /dev/vfio/<group>, or on an iommufd host /dev/vfio/devices/vfioN of a function */
+	{
 		size_t nh = 0;
-		if (vgp_rdev_holders(e->root, (unsigned long) st.st_rdev, &h, &nh, &err) < 0) {
-			result_add(e, gpu, "", VGP_OUT_FAILED, 0, nf, "%s: holders of /dev/vfio/%d: %s", gpu, group,
-				   err->msg);
+		if (vfio_holders(e, group, f, nf, held, sizeof held, &nh, &err) < 0) {
+			result_add(e, gpu, "", VGP_OUT_FAILED, 0, nf, "%s: holders of its VFIO nodes: %s", gpu, err->msg);
 			return;
 		}
 		if (nh > 0) {
-			holders_text(h, nh, held, sizeof held);
 			if (!force) {
 				result_add(e, gpu, "", VGP_OUT_REFUSED, now_ms() - t0, nf,
-					   "%s: /dev/vfio/%d is open by %s (a running VM?): refused; stop it first or "
-					   "use --force", gpu, group, held);
+					   "%s: %s (a running VM?): refused; stop it first or use --force", gpu, held);
 				return;
 			}
-			log_warn("%s: /dev/vfio/%d is open by %s; releasing anyway (--force)", gpu, group, held);
+			log_warn("%s: %s; releasing anyway (--force)", gpu, held);
 		}
 	}
 	if (preconditions(e, false, &err) < 0) {

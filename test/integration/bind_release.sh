@@ -42,3 +42,29 @@ vgp_expect_driver "$R" 0000:61:00.1 snd_hda_intel
 [ ! -s "$STATE" ] || [ -z "$(vgp_journal_state "$STATE" 0000:61:00.1)" ] || fail "journal not emptied"
 vgp_check_consistent "$R"
 ok "release --force by a function's address: the whole group back on nvidia/snd_hda_intel"
+
+# iommufd: a VM may open /dev/vfio/devices/vfioN of a function instead of /dev/vfio/<group>; release sees it too
+vgp_sim_stop "$R"
+spec=$T/iommufd.json
+python3 - "$VGP_ROOT/hack" >"$spec" <<'PY'
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import simnode
+s = simnode.preset("demo8", None)
+s["iommufd"] = True
+print(json.dumps(s))
+PY
+R2=$(vgp_node n2 "$spec")
+vgp_sim_start "$R2"
+F2=(--host-root "$R2" --pci-ids "$PCI_IDS" --vfio-wait 2)
+vgp_run "${F2[@]}" --address 0000:61:00.0 bind
+vgp_expect_rc 0
+n=$(basename "$(ls -d "$R2/sys/bus/pci/devices/0000:61:00.1/vfio-dev/"vfio* | head -n 1)")
+[ -c "$R2/dev/vfio/devices/$n" ] || fail "no dev/vfio/devices/$n for 0000:61:00.1 after the bind"
+vgp_fake_holder "$R2" 777778 qemu-kvm "dev/vfio/devices/$n"
+vgp_run "${F2[@]}" release
+vgp_expect_rc 1
+[ "$(vgp_outcome 0000:61:00.0)" = refused ] || fail "iommufd: $(vgp_outcome 0000:61:00.0), expected refused"
+vgp_expect_out "/dev/vfio/devices/$n is open by pid 777778 \(qemu-kvm\)"
+vgp_expect_driver "$R2" 0000:61:00.1 vfio-pci
+ok "iommufd: release refused while a VM holds a function's /dev/vfio/devices/vfioN"
