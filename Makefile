@@ -102,8 +102,8 @@ $(OUT)/test/unit/%.o: test/unit/%.c $(GEN)/api.pb-c.h $(wildcard plugin/*.h test
 
 # The full suite: the README's second command. Installs what is missing first (a fresh Debian 12 is enough).
 test: deps
-	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory SAN=1 all
+	@$(MAKE) --no-print-directory -j2 all
+	@$(MAKE) --no-print-directory -j2 SAN=1 all
 	@test/run.sh
 
 # Quick loop for developers: unit + integration on the default build only.
@@ -114,15 +114,15 @@ e2e: deps all
 	@VGP_SUITES="e2e" test/run.sh
 
 demo: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j2 all
 	@hack/demo.sh
 
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j2 all
 	@test/bench/run.sh
 
 fuzz: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j2 all
 	@test/fuzz/run.sh $${FUZZ_SECONDS:-60}
 
 clean:
