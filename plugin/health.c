@@ -6,6 +6,7 @@
 #include "health.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <linux/netlink.h>
 #include <poll.h>
@@ -84,15 +85,23 @@ cmp_group_ent(const void *a, const void *b)
 	return (x->idx > y->idx) - (x->idx < y->idx);
 }
 
-/* strdup(host_root + rel). */
-static char *
-host_path_dup(const char *host_root, const char *rel, vgp_error_t *err)
-{
-	char buf[PATH_MAX];
-	char *s;
+/* strdup(host_root + the printf-formatted host path). */
+static char *host_path_dup(const char *host_root, vgp_error_t *err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
-	if (vgp_host_path(buf, sizeof buf, host_root, "%s", rel) < 0) {
-		vgp_make_error(err, errno, "health: path %s under %s", rel, host_root);
+static char *
+host_path_dup(const char *host_root, vgp_error_t *err, const char *fmt, ...)
+{
+	char rel[PATH_MAX], buf[PATH_MAX];
+	va_list ap;
+	char *s;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(rel, sizeof rel, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t) n >= sizeof rel || vgp_host_path(buf, sizeof buf, host_root, "%s", rel) < 0) {
+		vgp_make_error(err, ENAMETOOLONG, "health: path %s under %s", rel, host_root);
 		return NULL;
 	}
 	s = strdup(buf);
@@ -457,13 +466,9 @@ vgp_health_open(struct vgp_health **out, const char *host_root, const struct vgp
 		d->group = devs[i].group;
 		d->healthy = false;
 		d->why[0] = '\0';
-		char rel[96];
-		snprintf(rel, sizeof rel, "/sys/bus/pci/devices/%s", d->addr);
-		d->sys_path = host_path_dup(host_root, rel, err);
-		snprintf(rel, sizeof rel, "/sys/bus/pci/devices/%s/driver", d->addr);
-		d->drv_path = d->sys_path ? host_path_dup(host_root, rel, err) : NULL;
-		snprintf(rel, sizeof rel, "/dev/vfio/%d", d->group);
-		d->node_path = d->drv_path ? host_path_dup(host_root, rel, err) : NULL;
+		d->sys_path = host_path_dup(host_root, err, "/sys/bus/pci/devices/%s", d->addr);
+		d->drv_path = d->sys_path ? host_path_dup(host_root, err, "/sys/bus/pci/devices/%s/driver", d->addr) : NULL;
+		d->node_path = d->drv_path ? host_path_dup(host_root, err, "/dev/vfio/%d", d->group) : NULL;
 		if (d->node_path == NULL) {
 			vgp_health_close(h);
 			return -1;
@@ -486,8 +491,8 @@ vgp_health_open(struct vgp_health **out, const char *host_root, const struct vgp
 	qsort(h->addrs, h->n_addrs, sizeof *h->addrs, cmp_addr_ent);
 	qsort(h->groups, h->n_groups, sizeof *h->groups, cmp_group_ent);
 
-	if ((h->vfio_dir = host_path_dup(host_root, "/dev/vfio", err)) == NULL ||
-	    (h->dev_dir = host_path_dup(host_root, "/dev", err)) == NULL) {
+	if ((h->vfio_dir = host_path_dup(host_root, err, "/dev/vfio")) == NULL ||
+	    (h->dev_dir = host_path_dup(host_root, err, "/dev")) == NULL) {
 		vgp_health_close(h);
 		return -1;
 	}

@@ -178,10 +178,10 @@ exclude(struct eng *e, const char *addr, const char *why)
 /* ---------------------------------------------------------------------------------------------------- sysfs */
 
 static int
-hpath(struct eng *e, char *buf, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+host_root_path(struct eng *e, char *buf, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static int
-hpath(struct eng *e, char *buf, const char *fmt, ...)
+host_root_path(struct eng *e, char *buf, const char *fmt, ...)
 {
 	char rel[PATH_LEN];
 	va_list ap;
@@ -199,7 +199,7 @@ static bool
 dev_exists(struct eng *e, const char *addr)
 {
 	char p[PATH_LEN];
-	return hpath(e, p, "/sys/bus/pci/devices/%s", addr) == 0 && access(p, F_OK) == 0;
+	return host_root_path(e, p, "/sys/bus/pci/devices/%s", addr) == 0 && access(p, F_OK) == 0;
 }
 
 /* The current driver ("" when unbound). */
@@ -208,7 +208,7 @@ dev_driver(struct eng *e, const char *addr, char out[VGP_DRIVER_LEN])
 {
 	char p[PATH_LEN];
 	out[0] = '\0';
-	if (hpath(e, p, "/sys/bus/pci/devices/%s/driver", addr) == 0 && vgp_readlink_base(p, out, VGP_DRIVER_LEN) < 0)
+	if (host_root_path(e, p, "/sys/bus/pci/devices/%s/driver", addr) == 0 && vgp_readlink_base(p, out, VGP_DRIVER_LEN) < 0)
 		out[0] = '\0';
 }
 
@@ -218,7 +218,7 @@ dev_override(struct eng *e, const char *addr, char out[VGP_DRIVER_LEN])
 	char p[PATH_LEN];
 	_cleanup_error_ vgp_error_t err = NULL;
 	out[0] = '\0';
-	if (hpath(e, p, "/sys/bus/pci/devices/%s/driver_override", addr) < 0 ||
+	if (host_root_path(e, p, "/sys/bus/pci/devices/%s/driver_override", addr) < 0 ||
 	    vgp_read_file(p, out, VGP_DRIVER_LEN, &err) < 0) {
 		out[0] = '\0';
 		return;
@@ -239,7 +239,7 @@ static int
 write_override(struct eng *e, const char *addr, const char *value, vgp_error_t *err)
 {
 	char p[PATH_LEN];
-	if (hpath(e, p, "/sys/bus/pci/devices/%s/driver_override", addr) < 0)
+	if (host_root_path(e, p, "/sys/bus/pci/devices/%s/driver_override", addr) < 0)
 		return vgp_make_error(err, errno, "%s: driver_override", addr);
 	if (sysfs_write(e, p, value, err) < 0)
 		return vgp_error_wrap(err, "%s: step driver_override (%s)", addr,
@@ -251,7 +251,7 @@ static int
 write_probe(struct eng *e, const char *addr, vgp_error_t *err)
 {
 	char p[PATH_LEN];
-	if (hpath(e, p, "/sys/bus/pci/drivers_probe") < 0)
+	if (host_root_path(e, p, "/sys/bus/pci/drivers_probe") < 0)
 		return vgp_make_error(err, errno, "%s: drivers_probe", addr);
 	if (sysfs_write(e, p, addr, err) < 0)
 		return vgp_error_wrap(err, "%s: step drivers_probe", addr);
@@ -341,7 +341,7 @@ unbind(struct eng *e, const char *addr, const char *drv, bool *stuck, vgp_error_
 	long deadline;
 
 	*stuck = false;
-	if (hpath(e, p, "/sys/bus/pci/drivers/%s/unbind", drv) < 0)
+	if (host_root_path(e, p, "/sys/bus/pci/drivers/%s/unbind", drv) < 0)
 		return vgp_make_error(err, errno, "%s: unbind", addr);
 	if (write_in_child(e, p, addr, e->unbind_ms, stuck, err) < 0) {
 		if (*stuck)
@@ -402,7 +402,7 @@ static bool
 driver_loaded(struct eng *e, const char *drv)
 {
 	char p[PATH_LEN];
-	return drv[0] && hpath(e, p, "/sys/bus/pci/drivers/%s", drv) == 0 && access(p, F_OK) == 0;
+	return drv[0] && host_root_path(e, p, "/sys/bus/pci/drivers/%s", drv) == 0 && access(p, F_OK) == 0;
 }
 
 /* ---------------------------------------------------------------------------------------------------- nvidia */
@@ -423,7 +423,7 @@ holders_text(const struct vgp_holder *h, size_t n, char *buf, size_t len)
 static bool
 lock_path(struct eng *e, const char *addr, char p[PATH_LEN])
 {
-	return hpath(e, p, "/proc/driver/nvidia/gpus/%s/unbindLock", addr) == 0 && access(p, F_OK) == 0;
+	return host_root_path(e, p, "/proc/driver/nvidia/gpus/%s/unbindLock", addr) == 0 && access(p, F_OK) == 0;
 }
 
 static void
@@ -553,7 +553,7 @@ jstate(struct eng *e, const char *addr, enum vgp_jstate st)
 static int
 udev_path(struct eng *e, char p[PATH_LEN])
 {
-	return hpath(e, p, "%s", VGP_UDEV_RULES_PATH);
+	return host_root_path(e, p, "%s", VGP_UDEV_RULES_PATH);
 }
 
 static int
@@ -747,7 +747,7 @@ preconditions(struct eng *e, bool need_vfio, vgp_error_t *err)
 		return vgp_make_error(err, 0, "precondition: the IOMMU is off (%s/sys/kernel/iommu_groups is empty): "
 				      "enable intel_iommu=on or amd_iommu=on on the kernel command line",
 				      strcmp(e->root, "/") ? e->root : "");
-	if (hpath(e, p, "/sys/bus/pci/drivers_probe") < 0)
+	if (host_root_path(e, p, "/sys/bus/pci/drivers_probe") < 0)
 		return vgp_make_error(err, errno, "drivers_probe path");
 	if (statvfs(p, &sv) == 0 && (sv.f_flag & ST_RDONLY))
 		return vgp_make_error(err, EROFS, "precondition: /sys is read-only (%s): mount it read-write (a "
@@ -757,7 +757,7 @@ preconditions(struct eng *e, bool need_vfio, vgp_error_t *err)
 	if (need_vfio && !driver_loaded(e, "vfio-pci")) {
 		if (run_modprobe(e, "vfio_iommu_type1", err) < 0 || run_modprobe(e, "vfio-pci", err) < 0)
 			return -1;
-		if (hpath(e, p, "/sys/bus/pci/drivers/vfio-pci") < 0 || wait_path(e, p) < 0)
+		if (host_root_path(e, p, "/sys/bus/pci/drivers/vfio-pci") < 0 || wait_path(e, p) < 0)
 			return vgp_make_error(err, ENOENT, "precondition: modprobe vfio-pci succeeded but %s did not "
 					      "appear", p);
 	}
@@ -879,7 +879,7 @@ restore_fn(struct eng *e, const char *addr, const char *orig, bool natural, bool
 	}
 	if (!natural && cur[0] == '\0' && driver_loaded(e, orig)) {
 		/* the plain probe gave nothing: ask the original driver itself */
-		if (hpath(e, p, "/sys/bus/pci/drivers/%s/bind", orig) < 0)
+		if (host_root_path(e, p, "/sys/bus/pci/drivers/%s/bind", orig) < 0)
 			return vgp_make_error(err, errno, "bind path");
 		if (sysfs_write(e, p, addr, err) < 0)
 			return vgp_error_wrap(err, "%s: step bind to %s", addr, orig);
@@ -1098,7 +1098,7 @@ bind_group(struct eng *e, const struct vgp_plan_gpu *g)
 		moved = true;
 	}
 	if (group >= 0) {
-		if (hpath(e, node, "/dev/vfio/%d", group) < 0 || wait_path(e, node) < 0) {
+		if (host_root_path(e, node, "/dev/vfio/%d", group) < 0 || wait_path(e, node) < 0) {
 			vgp_make_error(&err, ENOENT, "%s: step verify: /dev/vfio/%d did not appear within %d ms",
 				       gpu->addr, group, e->wait_ms);
 			goto step_failed;
@@ -1308,9 +1308,9 @@ eng_init(struct eng *e, const struct vgp_engine_opts *o, struct vgp_engine_repor
 	e->wait_ms = o->vfio_wait_ms > 0 ? o->vfio_wait_ms : VGP_VFIO_WAIT_MS_DEFAULT;
 	if (o->state_file)
 		snprintf(e->state, sizeof e->state, "%s", o->state_file);
-	else if (hpath(e, e->state, "%s", VGP_STATE_PATH) < 0)
+	else if (host_root_path(e, e->state, "%s", VGP_STATE_PATH) < 0)
 		return vgp_make_error(err, errno, "state file path");
-	if (hpath(e, p, "/proc/sys/kernel/random/boot_id") < 0 || vgp_read_file(p, e->boot_id, sizeof e->boot_id,
+	if (host_root_path(e, p, "/proc/sys/kernel/random/boot_id") < 0 || vgp_read_file(p, e->boot_id, sizeof e->boot_id,
 										&berr) < 0) {
 		log_warn("cannot read the boot id (%s): the journal cannot tell a reboot",
 			 berr ? berr->msg : "path too long");
@@ -1583,7 +1583,7 @@ vfio_holders(struct eng *e, int group, const struct rel_fn *f, size_t nf, char *
 		if (i == nf) { /* the group node */
 			if (group >= 0)
 				snprintf(rel[nn++], sizeof rel[0], "/dev/vfio/%d", group);
-		} else if (hpath(e, dir, "/sys/bus/pci/devices/%s/vfio-dev", f[i].addr) == 0 &&
+		} else if (host_root_path(e, dir, "/sys/bus/pci/devices/%s/vfio-dev", f[i].addr) == 0 &&
 			   (d = opendir(dir)) != NULL) {
 			while ((de = readdir(d)) != NULL && nn < 8)
 				if (strncmp(de->d_name, "vfio", 4) == 0 && strlen(de->d_name) < 40)
@@ -1592,7 +1592,7 @@ vfio_holders(struct eng *e, int group, const struct rel_fn *f, size_t nf, char *
 		for (size_t k = 0; k < nn; k++) {
 			_cleanup_free_ struct vgp_holder *h = NULL;
 			size_t nh = 0;
-			if (hpath(e, node, "%s", rel[k]) < 0 || stat(node, &st) < 0 || !S_ISCHR(st.st_mode))
+			if (host_root_path(e, node, "%s", rel[k]) < 0 || stat(node, &st) < 0 || !S_ISCHR(st.st_mode))
 				continue;
 			if (vgp_rdev_holders(e->root, (unsigned long) st.st_rdev, &h, &nh, err) < 0)
 				return -1;
