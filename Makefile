@@ -70,7 +70,7 @@ $(GEN)/api.pb-c.o: $(GEN)/api.pb-c.c
 	$(call say,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Wno-unused-parameter -c -o $@ $<
 
-$(OUT)/%.o: %.c $(GEN)/api.pb-c.h $(wildcard plugin/*.h)
+$(OUT)/%.o: %.c $(GEN)/api.pb-c.h $(wildcard plugin/*.h test/tools/*.h)
 	@mkdir -p $(dir $@)
 	$(call say,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -c -o $@ $<

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "api.pb-c.h"
+#include "unary.h"
 
 static double
 now_ms(void)
@@ -99,37 +100,12 @@ packed(const ProtobufCMessage *m)
 static grpc_status_code
 unary(grpc_channel *ch, grpc_completion_queue *cq, grpc_slice method, grpc_byte_buffer *req)
 {
-	grpc_metadata_array imd, tmd;
-	grpc_byte_buffer *resp = NULL;
-	grpc_slice details;
-	grpc_status_code st = GRPC_STATUS_UNKNOWN;
-	grpc_op ops[6];
-	gpr_timespec dl = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_seconds(30, GPR_TIMESPAN));
-	grpc_metadata_array_init(&imd);
-	grpc_metadata_array_init(&tmd);
-	grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method, NULL, dl, NULL);
-	memset(ops, 0, sizeof ops);
-	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	ops[1].op = GRPC_OP_SEND_MESSAGE;
-	ops[1].data.send_message.send_message = req;
-	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-	ops[3].data.recv_initial_metadata.recv_initial_metadata = &imd;
-	ops[4].op = GRPC_OP_RECV_MESSAGE;
-	ops[4].data.recv_message.recv_message = &resp;
-	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	ops[5].data.recv_status_on_client.trailing_metadata = &tmd;
-	ops[5].data.recv_status_on_client.status = &st;
-	ops[5].data.recv_status_on_client.status_details = &details;
-	if (grpc_call_start_batch(call, ops, 6, ops, NULL) == GRPC_CALL_OK) {
-		grpc_completion_queue_pluck(cq, ops, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-		grpc_slice_unref(details);
-	}
-	if (resp)
-		grpc_byte_buffer_destroy(resp);
-	grpc_metadata_array_destroy(&imd);
-	grpc_metadata_array_destroy(&tmd);
-	grpc_call_unref(call);
+	struct unary_call u;
+	grpc_status_code st;
+	unary_call(ch, cq, method, req,
+		   gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_seconds(30, GPR_TIMESPAN)), &u);
+	st = u.status;
+	unary_call_free(&u);
 	return st;
 }
 

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "api.pb-c.h"
+#include "unary.h"
 
 static const char usage[] =
 	"usage: fake-kubelet --dir DIR [--timeout SEC] [STEP...]\n"
@@ -272,53 +273,27 @@ unary_result_free(struct unary_result *r)
 	free(r->resp);
 }
 
-/* One synchronous unary call on ch. req is the request payload. */
+/* One synchronous unary call on ch. req is the request payload (consumed). */
 static void
 unary(grpc_channel *ch, const char *method, grpc_byte_buffer *req, long timeout_ms, struct unary_result *r)
 {
 	grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
 	grpc_slice m = grpc_slice_from_copied_string(method);
-	grpc_metadata_array imd, tmd;
-	grpc_byte_buffer *resp = NULL;
-	grpc_slice details = grpc_empty_slice();
-	grpc_op ops[6];
-	grpc_call *call;
-	int tag;
+	struct unary_call u;
 
 	memset(r, 0, sizeof *r);
-	grpc_metadata_array_init(&imd);
-	grpc_metadata_array_init(&tmd);
-	call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, m, NULL, ms_from_now(timeout_ms), NULL);
-	memset(ops, 0, sizeof ops);
-	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	ops[1].op = GRPC_OP_SEND_MESSAGE;
-	ops[1].data.send_message.send_message = req;
-	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-	ops[3].data.recv_initial_metadata.recv_initial_metadata = &imd;
-	ops[4].op = GRPC_OP_RECV_MESSAGE;
-	ops[4].data.recv_message.recv_message = &resp;
-	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	ops[5].data.recv_status_on_client.trailing_metadata = &tmd;
-	ops[5].data.recv_status_on_client.status = &r->status;
-	ops[5].data.recv_status_on_client.status_details = &details;
-	if (grpc_call_start_batch(call, ops, 6, &tag, NULL) != GRPC_CALL_OK) {
+	if (unary_call(ch, cq, m, req, ms_from_now(timeout_ms), &u) < 0) {
 		r->status = GRPC_STATUS_INTERNAL;
 		r->details = strdup("start_batch failed");
 	} else {
-		grpc_completion_queue_pluck(cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-		char *d = grpc_slice_to_c_string(details);
+		char *d = grpc_slice_to_c_string(u.details);
+		r->status = u.status;
 		r->details = strdup(d);
 		gpr_free(d);
-		if (resp != NULL) {
-			r->resp = bb_read(resp, &r->len);
-			grpc_byte_buffer_destroy(resp);
-		}
+		if (u.resp != NULL)
+			r->resp = bb_read(u.resp, &r->len);
 	}
-	grpc_slice_unref(details);
-	grpc_metadata_array_destroy(&imd);
-	grpc_metadata_array_destroy(&tmd);
-	grpc_call_unref(call);
+	unary_call_free(&u);
 	grpc_slice_unref(m);
 	grpc_completion_queue_shutdown(cq);
 	grpc_completion_queue_destroy(cq);

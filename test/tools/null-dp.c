@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "api.pb-c.h"
+#include "unary.h"
 
 enum kind { K_OPTIONS, K_LAW, K_PREFERRED, K_ALLOCATE, K_PRESTART, K_N };
 static const char *const paths[K_N] = {
@@ -163,41 +164,15 @@ register_thread(void *arg)
 	rq.endpoint = endpoint;
 	rq.resource_name = resource;
 	rq.options = &o;
-	grpc_byte_buffer *bb = packed(&rq.base), *resp = NULL;
-	grpc_metadata_array imd, tmd;
-	grpc_status_code st;
-	grpc_slice details;
-	grpc_op ops[6];
-	grpc_metadata_array_init(&imd);
-	grpc_metadata_array_init(&tmd);
+	grpc_byte_buffer *bb = packed(&rq.base);
+	struct unary_call u;
 	gpr_timespec dl = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_seconds(15, GPR_TIMESPAN));
-	grpc_slice m = grpc_slice_from_static_string("/v1beta1.Registration/Register");
-	grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, rcq, m, NULL, dl, NULL);
-	memset(ops, 0, sizeof ops);
-	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	ops[1].op = GRPC_OP_SEND_MESSAGE;
-	ops[1].data.send_message.send_message = bb;
-	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-	ops[3].data.recv_initial_metadata.recv_initial_metadata = &imd;
-	ops[4].op = GRPC_OP_RECV_MESSAGE;
-	ops[4].data.recv_message.recv_message = &resp;
-	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	ops[5].data.recv_status_on_client.trailing_metadata = &tmd;
-	ops[5].data.recv_status_on_client.status = &st;
-	ops[5].data.recv_status_on_client.status_details = &details;
-	grpc_call_start_batch(call, ops, 6, &ops, NULL);
-	grpc_completion_queue_pluck(rcq, &ops, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-	if (st != GRPC_STATUS_OK)
-		fprintf(stderr, "null-dp: Register failed: status %d\n", st);
+	unary_call(ch, rcq, grpc_slice_from_static_string("/v1beta1.Registration/Register"), bb, dl, &u);
+	if (u.status != GRPC_STATUS_OK)
+		fprintf(stderr, "null-dp: Register failed: status %d\n", u.status);
 	else
 		fprintf(stderr, "null-dp: registered %s\n", resource);
-	if (resp)
-		grpc_byte_buffer_destroy(resp);
-	grpc_slice_unref(details);
-	grpc_metadata_array_destroy(&imd);
-	grpc_metadata_array_destroy(&tmd);
-	grpc_call_unref(call);
+	unary_call_free(&u);
 	grpc_byte_buffer_destroy(bb);
 	grpc_completion_queue_shutdown(rcq);
 	while (grpc_completion_queue_pluck(rcq, NULL, gpr_inf_past(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN)

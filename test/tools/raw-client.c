@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "api.pb-c.h"
+#include "unary.h"
 
 #define CALL_DEADLINE_MS 60000
 #define CLOSE_WAIT_MS 20000
@@ -233,11 +234,7 @@ allocate(const char *sock, V1beta1__AllocateRequest *req, struct result *r)
 	grpc_channel_credentials_release(creds);
 	grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
 	grpc_slice m = grpc_slice_from_static_string("/v1beta1.DevicePlugin/Allocate");
-	grpc_metadata_array imd, tmd;
-	grpc_byte_buffer *resp = NULL;
-	grpc_slice details = grpc_empty_slice();
-	grpc_op ops[6];
-	int tag;
+	struct unary_call u;
 
 	size_t len = v1beta1__allocate_request__get_packed_size(req);
 	grpc_slice s = grpc_slice_malloc(len);
@@ -245,38 +242,17 @@ allocate(const char *sock, V1beta1__AllocateRequest *req, struct result *r)
 	grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
 	grpc_slice_unref(s);
 
-	grpc_metadata_array_init(&imd);
-	grpc_metadata_array_init(&tmd);
 	double t0 = now_ms();
 	gpr_timespec dl = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(CALL_DEADLINE_MS, GPR_TIMESPAN));
-	grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, m, NULL, dl, NULL);
-	memset(ops, 0, sizeof ops);
-	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	ops[1].op = GRPC_OP_SEND_MESSAGE;
-	ops[1].data.send_message.send_message = bb;
-	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-	ops[3].data.recv_initial_metadata.recv_initial_metadata = &imd;
-	ops[4].op = GRPC_OP_RECV_MESSAGE;
-	ops[4].data.recv_message.recv_message = &resp;
-	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	ops[5].data.recv_status_on_client.trailing_metadata = &tmd;
-	ops[5].data.recv_status_on_client.status = &r->status;
-	ops[5].data.recv_status_on_client.status_details = &details;
-	if (grpc_call_start_batch(call, ops, 6, &tag, NULL) != GRPC_CALL_OK) {
+	if (unary_call(ch, cq, m, bb, dl, &u) < 0) {
 		fprintf(stderr, "start_batch failed\n");
 		exit(2);
 	}
-	grpc_completion_queue_pluck(cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 	r->ms = now_ms() - t0;
-	r->details_len = GRPC_SLICE_LENGTH(details);
-	r->resp_len = resp != NULL ? grpc_byte_buffer_length(resp) : 0;
-	if (resp != NULL)
-		grpc_byte_buffer_destroy(resp);
-	grpc_slice_unref(details);
-	grpc_metadata_array_destroy(&imd);
-	grpc_metadata_array_destroy(&tmd);
-	grpc_call_unref(call);
+	r->status = u.status;
+	r->details_len = GRPC_SLICE_LENGTH(u.details);
+	r->resp_len = u.resp != NULL ? grpc_byte_buffer_length(u.resp) : 0;
+	unary_call_free(&u);
 	grpc_completion_queue_shutdown(cq);
 	while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_past(GPR_CLOCK_REALTIME), NULL).type !=
 	       GRPC_QUEUE_SHUTDOWN)
