@@ -113,9 +113,15 @@ while [ $done_restarts -lt "$RESTARTS" ]; do
 	}
 	vgp_fk_check "
 assert len(all_('restart')) == $n, len(all_('restart'))
-assert all(r['ok'] for r in all_('register'))
-assert len(all_('register', resource='nvidia.com/AD102GL_L40S')) >= $n + 1
-assert len(all_('register', resource='nvidia.com/SOAK_B')) >= $n + 1
+# a Register already on its way when the kubelet restarts may find the plugin's socket deleted (the dial-back
+# fails); the plugin then registers its fresh socket: a failure is only ever that, and never the last word
+bad = [r for r in all_('register') if not r['ok']]
+assert all('No such file' in r.get('error', '') or 'Broken pipe' in r.get('error', '') or 'dial' in r.get('error', '')
+           for r in bad), bad
+for res in ('nvidia.com/AD102GL_L40S', 'nvidia.com/SOAK_B'):
+    regs = all_('register', resource=res)
+    assert len([r for r in regs if r['ok']]) >= $n + 1, (res, len(regs))
+    assert regs[-1]['ok'], regs[-1]
 assert all(s['with_list'] == s['opened'] for s in all_('streams'))
 "
 	kill -0 "$A_PID" 2>/dev/null || fail "A died"
