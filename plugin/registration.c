@@ -30,7 +30,7 @@
 
 int
 vgp_register_once(const char *kubelet_dir, const char *resource, const char *endpoint, int timeout_ms,
-		  const volatile bool *cancel, vgp_error_t *err)
+		  const struct vgp_sock_id *expect, const volatile bool *cancel, vgp_error_t *err)
 {
 	V1beta1__RegisterRequest req = V1BETA1__REGISTER_REQUEST__INIT;
 	V1beta1__DevicePluginOptions opts;
@@ -54,6 +54,11 @@ vgp_register_once(const char *kubelet_dir, const char *resource, const char *end
 		return vgp_make_error(err, errno, "%s", sock);
 	if (!S_ISSOCK(st.st_mode))
 		return vgp_make_error(err, ENOTSOCK, "%s", sock);
+	if (expect != NULL) {
+		struct vgp_sock_id seen = { st.st_ino, st.st_ctim };
+		if (!vgp_sock_id_eq(&seen, expect))
+			return vgp_make_error(err, ESTALE, "%s: re-created since it was last looked at", sock);
+	}
 
 	grpc_init(); /* refcounted: callable without a registrar */
 	vgp_server_options(&opts);
@@ -168,11 +173,33 @@ vgp_warn_competing_sockets(const char *kubelet_dir, const char *resource, const 
 	return found;
 }
 
+struct vgp_sock_id
+vgp_kubelet_sock_id(const char *kubelet_dir)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	struct vgp_sock_id k = { 0, { 0, 0 } };
+	snprintf(path, sizeof path, "%s/kubelet.sock", kubelet_dir);
+	if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+		k.ino = st.st_ino;
+		k.ctime = st.st_ctim;
+	}
+	return k;
+}
+
+bool
+vgp_sock_id_eq(const struct vgp_sock_id *a, const struct vgp_sock_id *b)
+{
+	return a->ino == b->ino && a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
 /* ---- the thread ---- */
 
 struct reg_state {
 	char *resource, *endpoint;
-	bool pending, registered;
+	bool pending, registered, in_flight;
+	struct vgp_sock_id trying;     /* kubelet.sock as stat'ed before the attempt in flight */
+	struct vgp_sock_id registered_with; /* ... before the last successful attempt */
 	unsigned gen;
 	int backoff_ms;
 	struct timespec next_try; /* CLOCK_MONOTONIC */
@@ -255,21 +282,31 @@ reg_thread(void *arg)
 		bool first_try = s->failures == 0;
 		_cleanup_free_ char *res = strdup(s->resource), *ep = strdup(s->endpoint);
 		_cleanup_error_ vgp_error_t err = NULL;
+		/* the attempt dials only this socket (ESTALE if it changes before the dial), so what follow() sees in
+		 * trying is where the Register goes */
+		s->trying = vgp_kubelet_sock_id(r->kubelet_dir);
+		struct vgp_sock_id trying = s->trying;
+		s->in_flight = true;
 		pthread_mutex_unlock(&r->mu);
 		int rc = -1;
 		if (res != NULL && ep != NULL) {
 			if (first_try) /* once per request, not on every retry */
 				vgp_warn_competing_sockets(r->kubelet_dir, res, ep);
-			rc = vgp_register_once(r->kubelet_dir, res, ep, VGP_REGISTER_TIMEOUT_MS, &r->stop, &err);
+			rc = vgp_register_once(r->kubelet_dir, res, ep, VGP_REGISTER_TIMEOUT_MS,
+					       &trying, &r->stop, &err);
 		}
 		pthread_mutex_lock(&r->mu);
+		s->in_flight = false;
 		if (r->stop)
 			break;
 		if (s->gen != gen)
 			continue; /* asked again meanwhile (new socket): register again at once */
+		if (rc < 0 && err != NULL && err->status == ESTALE)
+			continue; /* kubelet.sock changed under us: look again at once, no backoff */
 		if (rc == 0) {
 			s->pending = false;
 			s->registered = true;
+			s->registered_with = s->trying;
 			s->failures = 0;
 			s->backoff_ms = VGP_REGISTER_BACKOFF_MIN_MS;
 			log_info("%s: registered with kubelet (endpoint %s)", s->resource, s->endpoint);
@@ -359,18 +396,38 @@ vgp_registrar_request(struct vgp_registrar *r, size_t i)
 	pthread_mutex_unlock(&r->mu);
 }
 
-void
-vgp_registrar_kick(struct vgp_registrar *r)
+enum vgp_follow
+vgp_follow_decide(bool registered, bool pending, bool in_flight, const struct vgp_sock_id *registered_with,
+		  const struct vgp_sock_id *trying, const struct vgp_sock_id *now)
 {
+	if (registered && vgp_sock_id_eq(registered_with, now))
+		return VGP_FOLLOW_NOTHING; /* already told this kubelet */
+	if (pending && in_flight && vgp_sock_id_eq(trying, now))
+		return VGP_FOLLOW_NOTHING; /* the attempt under way talks to this kubelet */
+	if (pending && !in_flight)
+		return VGP_FOLLOW_TRY_NOW; /* waiting out a backoff: the next attempt stats the new socket */
+	return VGP_FOLLOW_REGISTER_AGAIN;
+}
+
+enum vgp_follow
+vgp_registrar_follow(struct vgp_registrar *r, size_t i, const struct vgp_sock_id *now)
+{
+	enum vgp_follow f = VGP_FOLLOW_NOTHING;
+
 	pthread_mutex_lock(&r->mu);
-	for (size_t i = 0; i < r->n; i++) {
-		if (!r->res[i].pending)
-			continue;
-		r->res[i].backoff_ms = VGP_REGISTER_BACKOFF_MIN_MS;
-		clock_gettime(CLOCK_MONOTONIC, &r->res[i].next_try);
+	if (i < r->n) {
+		struct reg_state *s = &r->res[i];
+		f = vgp_follow_decide(s->registered, s->pending, s->in_flight, &s->registered_with, &s->trying, now);
+		if (f == VGP_FOLLOW_TRY_NOW) {
+			s->backoff_ms = VGP_REGISTER_BACKOFF_MIN_MS;
+			clock_gettime(CLOCK_MONOTONIC, &s->next_try);
+			pthread_cond_broadcast(&r->cond);
+		}
 	}
-	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->mu);
+	if (f == VGP_FOLLOW_REGISTER_AGAIN)
+		vgp_registrar_request(r, i);
+	return f;
 }
 
 bool

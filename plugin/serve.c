@@ -36,11 +36,6 @@ struct hmap { /* health index -> (resource, device) */
 	size_t res, dev;
 };
 
-struct kid { /* identity of a kubelet.sock: a re-created socket may reuse the inode, never the ctime too */
-	ino_t ino;
-	struct timespec ctime;
-};
-
 struct serve {
 	const struct vgp_serve_opts *o;
 	struct vgp_served_resource *res; /* our copies (vfio-dev nodes filled, health set) */
@@ -51,7 +46,7 @@ struct serve {
 	struct vgp_server *srv;
 	struct vgp_registrar *reg;
 	int sfd, ifd, tfd;
-	struct kid kubelet;              /* kubelet.sock when last seen (ino 0 = absent) */
+	struct vgp_sock_id kubelet;      /* kubelet.sock when last seen (ino 0 = absent) */
 	bool ready;
 	char reason[512];
 };
@@ -295,26 +290,6 @@ write_status(struct serve *s)
 
 /* ---- kubelet restarts ---- */
 
-static struct kid
-kubelet_sock_id(const char *kubelet_dir)
-{
-	char path[PATH_MAX];
-	struct stat st;
-	struct kid k = { 0, { 0, 0 } };
-	snprintf(path, sizeof path, "%s/kubelet.sock", kubelet_dir);
-	if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
-		k.ino = st.st_ino;
-		k.ctime = st.st_ctim;
-	}
-	return k;
-}
-
-static bool
-kid_eq(const struct kid *a, const struct kid *b)
-{
-	return a->ino == b->ino && a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
-}
-
 /* Our socket of resource i is gone (kubelet restart or someone cleaned the directory): a fresh server. */
 static void
 restart_resource(struct serve *s, size_t i, const char *why)
@@ -330,35 +305,24 @@ restart_resource(struct serve *s, size_t i, const char *why)
 }
 
 /* Check our sockets and kubelet.sock (after inotify events, and in every reconcile as the fallback): a socket of
- * ours gone -> a fresh server and a new registration; a kubelet.sock that is not the one we saw -> register again
- * (the event only triggers the check, so an event for the socket we already registered with changes nothing). */
+ * ours gone -> a fresh server and a new registration; a kubelet.sock that is not the one we saw -> register with it
+ * unless that is where our registration already went (the event only triggers the check, so an event for the
+ * socket we already registered with changes nothing). */
 static void
 check_kubelet(struct serve *s)
 {
-	struct kid now = kubelet_sock_id(s->o->kubelet_dir);
-	bool restarted_kubelet = now.ino != 0 && !kid_eq(&now, &s->kubelet);
-	bool *fresh = calloc(s->n_res ? s->n_res : 1, sizeof *fresh);
+	struct vgp_sock_id now = vgp_kubelet_sock_id(s->o->kubelet_dir);
+	bool new_kubelet = now.ino != 0 && !vgp_sock_id_eq(&now, &s->kubelet);
 
 	for (size_t i = 0; i < s->n_res; i++) {
 		struct stat st;
-		if (lstat(vgp_server_socket_path(s->srv, i), &st) < 0 || !S_ISSOCK(st.st_mode)) {
+		if (lstat(vgp_server_socket_path(s->srv, i), &st) < 0 || !S_ISSOCK(st.st_mode))
 			restart_resource(s, i, "socket removed");
-			if (fresh)
-				fresh[i] = true;
-		}
-	}
-	if (restarted_kubelet) {
-		/* a new kubelet knows nothing of us: register again (a fresh server above already asked) */
-		for (size_t i = 0; i < s->n_res; i++) {
-			if (fresh && fresh[i])
-				continue;
-			if (vgp_registrar_registered(s->reg, i))
-				log_info("%s: kubelet.sock re-created: registering again", s->res[i].name);
-			vgp_registrar_request(s->reg, i);
-		}
+		else if (new_kubelet && vgp_registrar_follow(s->reg, i, &now) == VGP_FOLLOW_REGISTER_AGAIN &&
+			 s->kubelet.ino != 0)
+			log_info("%s: kubelet.sock re-created: registering again", s->res[i].name);
 	}
 	s->kubelet = now;
-	free(fresh);
 }
 
 static void
@@ -423,7 +387,7 @@ run(struct serve *s, vgp_error_t *err)
 		log_info("%s: %zu devices (%s)", s->res[i].name, s->res[i].n_devs,
 			 s->res[i].iommufd ? "iommufd" : "vfio container");
 	}
-	s->kubelet = kubelet_sock_id(o->kubelet_dir);
+	s->kubelet = vgp_kubelet_sock_id(o->kubelet_dir);
 	for (size_t i = 0; i < s->n_res; i++)
 		vgp_registrar_request(s->reg, i);
 

@@ -8,6 +8,7 @@
 #   valgrind     the unit tests and the integration scripts marked "# valgrind: yes", every plugin process
 #                under valgrind (zero errors, zero definite leaks)
 #   e2e          test/e2e/run.sh: qemu guest with a real kernel, IOMMU and vfio-pci
+# VGP_ONLY=GLOB runs only the integration scripts whose name (without .sh) matches, e.g. VGP_ONLY='serve_*'.
 # An integration script passes with exit 0, skips with 77, fails otherwise; its output is shown on failure.
 set -u
 cd "$(dirname "$0")/.."
@@ -45,6 +46,8 @@ run_scripts() { # $1 = bin dir, $2 = label, $3 = wrapper for plugin processes, $
 		if [ -n "$only" ] && ! grep -q '^# valgrind: yes' "$s"; then continue; fi
 		local name log rc start
 		name=$(basename "$s" .sh)
+		# shellcheck disable=SC2254
+		case "$name" in ${VGP_ONLY:-*}) ;; *) continue ;; esac
 		log="$LOGDIR/$label-$name.log"
 		start=$(date +%s)
 		VGP_ROOT=$ROOT VGP_BIN=$ROOT/$bindir VGP_WRAP="$wrap" bash "$s" >"$log" 2>&1

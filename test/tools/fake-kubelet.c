@@ -722,6 +722,8 @@ pred_health(const void *a)
 {
 	struct health_want *w = (struct health_want *) a;
 	size_t ok = 0, live = 0;
+	if (w->p->stale)
+		return true; /* replaced by a newer Register: the caller asks the new one */
 	for (size_t k = 0; k < w->p->n_streams; k++) {
 		struct stream *st = w->p->streams[k];
 		if (st->ended)
@@ -1150,7 +1152,12 @@ again:
 		}
 		snprintf(id, sizeof id, "%.*s", (int) (eq - s->arg), s->arg);
 		struct health_want w = { p, id, eq + 1, 0 };
-		if (wait_until(pred_health, &w) < 0)
+		int waited = wait_until(pred_health, &w);
+		if (waited == 0 && p->stale && replaced++ < 5) { /* replaced meanwhile: as above */
+			pthread_mutex_unlock(&mu);
+			goto again;
+		}
+		if (waited < 0 || p->stale)
 			rc = fail("%s: timeout waiting for %s (%zu streams agree)", p->resource, s->arg, w.ok_streams);
 		else
 			emit(json_pack("{s:s, s:s, s:s, s:s, s:i, s:f}", "event", "health", "resource", p->resource, "id",

@@ -132,14 +132,46 @@ Test(status, register_without_kubelet)
 {
 	vgp_error_t err = NULL;
 	/* no kubelet.sock: fails at once, ENOENT */
-	cr_expect_eq(vgp_register_once(dir, "nvidia.com/X", "vfio-gpu-X.sock", 15000, NULL, &err), -1);
+	cr_expect_eq(vgp_register_once(dir, "nvidia.com/X", "vfio-gpu-X.sock", 15000, NULL, NULL, &err), -1);
 	cr_assert_not_null(err);
 	cr_expect_eq(err->status, ENOENT, "%s", err->msg);
 	vgp_error_release(&err);
 	/* a kubelet.sock nobody listens on: refused (UNAVAILABLE), well before the 15 s deadline */
 	make_socket("kubelet.sock");
-	cr_expect_eq(vgp_register_once(dir, "nvidia.com/X", "vfio-gpu-X.sock", 15000, NULL, &err), -1);
+	cr_expect_eq(vgp_register_once(dir, "nvidia.com/X", "vfio-gpu-X.sock", 15000, NULL, NULL, &err), -1);
 	cr_assert_not_null(err);
 	cr_expect_eq(err->status, ECONNREFUSED, "%s", err->msg);
 	vgp_error_release(&err);
+	/* expecting another kubelet.sock than the one there (here: none): ESTALE, nothing dialled */
+	struct vgp_sock_id none = { 0, { 0, 0 } }, now = vgp_kubelet_sock_id(dir);
+	cr_expect_neq(now.ino, 0);
+	cr_expect_eq(vgp_register_once(dir, "nvidia.com/X", "vfio-gpu-X.sock", 15000, &none, NULL, &err), -1);
+	cr_assert_not_null(err);
+	cr_expect_eq(err->status, ESTALE, "%s", err->msg);
+	vgp_error_release(&err);
+	cr_expect_eq(vgp_register_once(dir, "nvidia.com/X", "vfio-gpu-X.sock", 15000, &now, NULL, &err), -1);
+	cr_assert_not_null(err);
+	cr_expect_eq(err->status, ECONNREFUSED, "%s", err->msg);
+	vgp_error_release(&err);
+}
+
+/* a kubelet.sock seen by the serve loop: register with it exactly once, whatever the registrar is doing */
+Test(status, follow_kubelet_sock)
+{
+	struct vgp_sock_id none = { 0, { 0, 0 } }, a = { 11, { 100, 5 } }, b = { 11, { 100, 6 } }, c = { 12, { 100, 5 } };
+	/* registered with this very socket (the race of the retry that beat the inotify event): nothing */
+	cr_expect_eq(vgp_follow_decide(true, false, false, &a, &none, &a), VGP_FOLLOW_NOTHING);
+	/* registered with an older one (same inode re-used, or another inode): again */
+	cr_expect_eq(vgp_follow_decide(true, false, false, &a, &none, &b), VGP_FOLLOW_REGISTER_AGAIN);
+	cr_expect_eq(vgp_follow_decide(true, false, false, &a, &none, &c), VGP_FOLLOW_REGISTER_AGAIN);
+	/* an attempt in flight to this socket: nothing; to another: again (its answer came from the old kubelet) */
+	cr_expect_eq(vgp_follow_decide(false, true, true, &none, &a, &a), VGP_FOLLOW_NOTHING);
+	cr_expect_eq(vgp_follow_decide(false, true, true, &none, &none, &a), VGP_FOLLOW_REGISTER_AGAIN);
+	cr_expect_eq(vgp_follow_decide(false, true, true, &none, &a, &b), VGP_FOLLOW_REGISTER_AGAIN);
+	/* pending in a backoff (kubelet.sock was missing): try now, no second request */
+	cr_expect_eq(vgp_follow_decide(false, true, false, &none, &none, &a), VGP_FOLLOW_TRY_NOW);
+	/* a re-request after an older success: the registered_with of the past does not count */
+	cr_expect_eq(vgp_follow_decide(false, true, false, &a, &none, &a), VGP_FOLLOW_TRY_NOW);
+	/* never asked to register (not pending, not registered): register */
+	cr_expect_eq(vgp_follow_decide(false, false, false, &none, &none, &a), VGP_FOLLOW_REGISTER_AGAIN);
 }
