@@ -674,6 +674,12 @@ run_modprobe(struct eng *e, const char *module, vgp_error_t *err)
 		return vgp_make_error(err, ec, "fork");
 	}
 	if (pid == 0) {
+		/* serve blocks SIGTERM/SIGINT/SIGHUP while it binds, and a blocked mask and ignored signals survive
+		 * exec: give modprobe the defaults, so it can be stopped like any process (async-signal-safe calls) */
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
 		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 		if (null >= 0) {
 			dup2(null, 0);

@@ -105,6 +105,27 @@ vgp_expect_out 'vfio_iommu_type1 kernel module cannot be loaded .*did not finish
 [ "$(vgp_writes "$R")" = 0 ] || fail "writes with a hanging modprobe: $(cat "$R/.sim/writes.log")"
 ok "a modprobe that hangs: killed after the bound, the module named, zero writes"
 
+# --- serve holds SIGTERM while it binds; the modprobe it runs must not inherit that mask (nor ignored signals)
+fresh 'spec["noVfioDriver"] = True; spec["drivers"] = []'
+# (awk, not sh: dash clears its signal mask when it starts; env -S puts "--" before modprobe's own options)
+printf 'BEGIN { while ((getline l < "/proc/self/status") > 0) if (l ~ /^Sig(Blk|Ign):/) print l > "%s"; exit 1 }\n' \
+	"$T/modprobe.sig" >"$T/sig.awk"
+printf '#!/usr/bin/env -S awk -f %s --\n' "$T/sig.awk" >"$T/hangbin/modprobe"
+mkdir -p "$R/kubelet"
+# serve stays up, not ready, when the module cannot be loaded: wait for modprobe's report, then stop it
+PATH="$T/hangbin:$PATH" $VGP_WRAP "$VGP_BIN/vfio-gpu-plugin" "${F[@]}" --kubelet-dir "$R/kubelet" \
+	--address 0000:61:00.0 serve 2>"$T/serve.log" &
+pid=$!
+for _ in $(seq 600); do [ -s "$T/modprobe.sig" ] && break; sleep 0.05; done
+kill -TERM $pid
+wait $pid || fail "serve: exit $? after SIGTERM: $(cat "$T/serve.log")"
+[ -s "$T/modprobe.sig" ] || fail "serve did not run modprobe: $(cat "$T/out")"
+grep -q '^SigBlk:[[:space:]]*0*$' "$T/modprobe.sig" || fail "modprobe inherited a signal mask: $(cat "$T/modprobe.sig")"
+# (SIGINT and SIGQUIT are ignored by the shell for its background job, so only SIGPIPE is ours to reset)
+ign=$(awk '/^SigIgn:/ {print $2}' "$T/modprobe.sig")
+[ $((0x$ign & (1 << 12))) = 0 ] || fail "modprobe inherited an ignored SIGPIPE: $(cat "$T/modprobe.sig")"
+ok "the modprobe that serve runs gets no blocked signals and SIGPIPE at its default"
+
 # --- IOMMU off: nothing is eligible, nothing written
 fresh 'spec["iommu"] = False'
 vgp_run "${F[@]}" --address 0000:61:00.0 bind
