@@ -26,6 +26,7 @@ struct vgp_served_dev {
 	char **vfio_dev_nodes;  /* iommufd: "/dev/vfio/devices/vfioN" of every function of the group */
 	size_t n_vfio_dev_nodes;
 	bool healthy;
+	bool beyond_count;      /* on vfio-pci past the configured count (plan): advertised, never Healthy */
 };
 
 struct vgp_served_resource {

@@ -525,7 +525,8 @@ select_row(struct sel *s, size_t i, enum tier t)
 	switch (t) {
 	case T_VFIO:
 		g->action = VGP_ACT_PASSTHROUGH;
-		if (s->taken > s->want)
+		g->beyond_count = s->taken > s->want;
+		if (g->beyond_count)
 			setf(g->reason, REASON_LEN, "already on %s (beyond count %s)", w->d->driver, cnt);
 		else
 			setf(g->reason, REASON_LEN, "already on %s", w->d->driver);

@@ -29,6 +29,8 @@ struct vgp_plan_gpu {
 	                            the GPU first, then the others by address (bridges excluded) */
 	size_t n_members;
 	bool busy;               /* has holders (busy policy skip makes it ineligible; fail/wait select it last) */
+	bool beyond_count;       /* passthrough past its entry's count (already on vfio, never moved back): served,
+	                            always Unhealthy, so kubelet hands out no more than the count */
 };
 
 struct vgp_plan_resource {

@@ -112,6 +112,20 @@ read_vfio_dev_nodes(const char *host_root, struct vgp_served_dev *d, vgp_error_t
 	return 0;
 }
 
+/* A served device's health: the watcher's view of the kernel, except that a GPU past the configured count (the
+ * count was lowered; GPUs on vfio-pci are never moved back) is never Healthy: advertised, so kubelet does not
+ * forget a VM that holds it, but not allocatable. */
+static bool
+health_of(struct serve *s, size_t k, const struct vgp_served_dev *sd, char *why, size_t len)
+{
+	bool h = vgp_health_get(s->health, k, why, len);
+	if (h && sd->beyond_count) {
+		snprintf(why, len, "beyond the configured count (kept on vfio-pci: raise the count, or release it)");
+		h = false;
+	}
+	return h;
+}
+
 static int
 build_tables(struct serve *s, vgp_error_t *err)
 {
@@ -185,7 +199,7 @@ open_health(struct serve *s, vgp_error_t *err)
 	for (k = 0; k < s->n_h; k++) {
 		char why[256];
 		struct vgp_served_dev *sd = &s->res[s->hmap[k].res].devs[s->hmap[k].dev];
-		sd->healthy = vgp_health_get(s->health, k, why, sizeof why);
+		sd->healthy = health_of(s, k, sd, why, sizeof why);
 		if (!sd->healthy)
 			log_warn("%s: %s is Unhealthy: %s", s->res[s->hmap[k].res].name, sd->addr, why);
 	}
@@ -226,7 +240,7 @@ push_health(struct serve *s)
 	for (size_t k = 0; k < s->n_h; k++) {
 		char why[256] = "";
 		struct vgp_served_dev *sd = &s->res[s->hmap[k].res].devs[s->hmap[k].dev];
-		bool h = vgp_health_get(s->health, k, why, sizeof why);
+		bool h = health_of(s, k, sd, why, sizeof why);
 		if (h && !sd->healthy && s->res[s->hmap[k].res].iommufd)
 			refresh_vfio_dev_nodes(s, s->hmap[k].res, sd);
 		if (vgp_server_set_health(s->srv, s->hmap[k].res, sd->addr, h) == 1) {

@@ -55,6 +55,7 @@ vgp_served_from_plan(const struct vgp_inventory *inv, const struct vgp_plan *pla
 			sd->numa = d->numa_node;
 			sd->group = d->iommu_group;
 			sd->topo_path = d->topo_path;
+			sd->beyond_count = g->beyond_count;
 			for (size_t m = 0; m < g->n_members; m++)
 				sd->members[sd->n_members++] = inv->devs[g->members[m]].addr;
 			sr->n_devs++;

@@ -11,14 +11,14 @@
  * 80:01.0/switch 81 and two under 80:03.0); c1 has no NUMA node and no topology. Table order is NOT address
  * order on purpose. */
 static struct vgp_served_dev devs[] = {
-	{ "0000:82:00.0", 1, 32, "pci0000:80/0000:80:01.0/0000:81:00.0/0000:82:00.0", NULL, 0, NULL, 0, true },
-	{ "0000:61:00.0", 0, 12, "pci0000:60/0000:60:01.0/0000:61:00.0", NULL, 0, NULL, 0, true },
-	{ "0000:62:00.0", 0, 13, "pci0000:60/0000:60:01.0/0000:62:00.0", NULL, 0, NULL, 0, true },
-	{ "0000:63:00.0", 0, 14, "pci0000:60/0000:60:02.0/0000:63:00.0", NULL, 0, NULL, 0, true },
-	{ "0000:83:00.0", 1, 33, "pci0000:80/0000:80:01.0/0000:81:00.0/0000:83:00.0", NULL, 0, NULL, 0, true },
-	{ "0000:84:00.0", 1, 34, "pci0000:80/0000:80:03.0/0000:84:00.0", NULL, 0, NULL, 0, true },
-	{ "0000:85:00.0", 1, 35, "pci0000:80/0000:80:03.0/0000:85:00.0", NULL, 0, NULL, 0, true },
-	{ "0000:c1:00.0", -1, 40, NULL, NULL, 0, NULL, 0, true },
+	{ "0000:82:00.0", 1, 32, "pci0000:80/0000:80:01.0/0000:81:00.0/0000:82:00.0", NULL, 0, NULL, 0, true, false },
+	{ "0000:61:00.0", 0, 12, "pci0000:60/0000:60:01.0/0000:61:00.0", NULL, 0, NULL, 0, true, false },
+	{ "0000:62:00.0", 0, 13, "pci0000:60/0000:60:01.0/0000:62:00.0", NULL, 0, NULL, 0, true, false },
+	{ "0000:63:00.0", 0, 14, "pci0000:60/0000:60:02.0/0000:63:00.0", NULL, 0, NULL, 0, true, false },
+	{ "0000:83:00.0", 1, 33, "pci0000:80/0000:80:01.0/0000:81:00.0/0000:83:00.0", NULL, 0, NULL, 0, true, false },
+	{ "0000:84:00.0", 1, 34, "pci0000:80/0000:80:03.0/0000:84:00.0", NULL, 0, NULL, 0, true, false },
+	{ "0000:85:00.0", 1, 35, "pci0000:80/0000:80:03.0/0000:85:00.0", NULL, 0, NULL, 0, true, false },
+	{ "0000:c1:00.0", -1, 40, NULL, NULL, 0, NULL, 0, true, false },
 };
 
 static struct vgp_served_resource res;
@@ -223,8 +223,8 @@ Test(allocate, duplicates_are_dropped)
 	static char *n12[] = { "/dev/vfio/devices/vfio0", "/dev/vfio/devices/vfio1" };
 	/* two devices sharing a group and the same vfio-dev node listed twice: no duplicate DeviceSpec */
 	struct vgp_served_dev d2[] = {
-		{ "0000:61:00.0", 0, 12, NULL, g12, 2, n12, 2, true },
-		{ "0000:62:00.0", 0, 12, NULL, NULL, 0, n12, 2, true },
+		{ "0000:61:00.0", 0, 12, NULL, g12, 2, n12, 2, true, false },
+		{ "0000:62:00.0", 0, 12, NULL, NULL, 0, n12, 2, true, false },
 	};
 	res.devs = d2;
 	res.n_devs = 2;
@@ -245,8 +245,8 @@ Test(allocate, iommufd)
 	static char *na[] = { "/dev/vfio/devices/vfio0", "/dev/vfio/devices/vfio1" };
 	static char *nb[] = { "/dev/vfio/devices/vfio2" };
 	struct vgp_served_dev d2[] = {
-		{ "0000:61:00.0", 0, 12, NULL, NULL, 0, na, 2, true },
-		{ "0000:62:00.0", 0, 13, NULL, NULL, 0, nb, 1, true },
+		{ "0000:61:00.0", 0, 12, NULL, NULL, 0, na, 2, true, false },
+		{ "0000:62:00.0", 0, 13, NULL, NULL, 0, nb, 1, true, false },
 	};
 	res.devs = d2;
 	res.n_devs = 2;

@@ -9,7 +9,7 @@
 #include "util.h"
 
 static struct vgp_served_dev devs[] = {
-	{ "0000:61:00.0", 0, 12, NULL, NULL, 0, NULL, 0, true },
+	{ "0000:61:00.0", 0, 12, NULL, NULL, 0, NULL, 0, true, false },
 };
 
 static char *
