@@ -14,6 +14,11 @@ BIN=${VGP_BIN:-$ROOT/bin}
 
 if [ -z "${VGP_DEMO_NETNS:-}" ]; then
 	if [ "$(id -u)" != 0 ]; then
+		# device nodes (mknod) and a private network namespace need root: ask sudo, as install-deps does
+		if command -v sudo >/dev/null 2>&1; then
+			echo "demo: needs root (mknod, a private network namespace): running it with sudo" >&2
+			exec sudo VGP_BIN="$BIN" bash "$0" "$@"
+		fi
 		echo "demo: run as root (it builds device nodes with mknod and a private network namespace)" >&2
 		exit 1
 	fi

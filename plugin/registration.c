@@ -193,6 +193,37 @@ vgp_sock_id_eq(const struct vgp_sock_id *a, const struct vgp_sock_id *b)
 	return a->ino == b->ino && a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
 }
 
+int
+vgp_nvidia_plugin_sockets(const char *kubelet_dir, char *buf, size_t len)
+{
+	_cleanup_closedir_ DIR *d = opendir(kubelet_dir);
+	struct dirent *de;
+	size_t off = 0;
+	int found = 0;
+
+	if (len > 0)
+		buf[0] = '\0';
+	if (d == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		char path[PATH_MAX];
+		struct stat st;
+		size_t ln = strlen(de->d_name);
+		if (ln <= strlen("nvidia-.sock") || strncmp(de->d_name, "nvidia-", 7) != 0 ||
+		    strcmp(de->d_name + ln - 5, ".sock") != 0)
+			continue;
+		snprintf(path, sizeof path, "%s/%s", kubelet_dir, de->d_name);
+		if (lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
+			continue;
+		if (off < len) {
+			int n = snprintf(buf + off, len - off, "%s%s", found ? ", " : "", de->d_name);
+			off += n > 0 ? (size_t) n : 0;
+		}
+		found++;
+	}
+	return found;
+}
+
 /* ---- the thread ---- */
 
 struct reg_state {

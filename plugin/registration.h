@@ -41,6 +41,10 @@ int vgp_register_once(const char *kubelet_dir, const char *resource, const char 
  * many were found. */
 int vgp_warn_competing_sockets(const char *kubelet_dir, const char *resource, const char *our_socket);
 
+/* NVIDIA's k8s-device-plugin in the directory: its sockets are nvidia-<name>.sock (nvidia-gpu.sock serves
+ * nvidia.com/gpu). Their names, ", "-separated, into buf (cut at len). Returns how many. */
+int vgp_nvidia_plugin_sockets(const char *kubelet_dir, char *buf, size_t len);
+
 /* Start the registration thread for n resources (resource names and socket file names, copied). Nothing is
  * registered until vgp_registrar_request(). */
 int vgp_registrar_start(struct vgp_registrar **out, const char *kubelet_dir, const char *const *resources,

@@ -6,7 +6,7 @@
 #   integration  test/integration/*.sh against the default build (fixture nodes, simulated kernel, fake kubelet)
 #   asan         the unit tests and integration scripts again, built with ASan+UBSan (build/asan)
 #   valgrind     the unit tests and the integration scripts marked "# valgrind: yes", every plugin process
-#                under valgrind (zero errors, zero definite leaks)
+#                under valgrind (zero errors, zero definite or indirect leaks)
 #   e2e          test/e2e/run.sh: qemu guest with a real kernel, IOMMU and vfio-pci
 # VGP_ONLY=GLOB runs only the integration scripts whose name (without .sh) matches, e.g. VGP_ONLY='serve_*'.
 # An integration script passes with exit 0, skips with 77, fails otherwise; its output is shown on failure.
@@ -62,7 +62,7 @@ run_scripts() { # $1 = bin dir, $2 = label, $3 = wrapper for plugin processes, $
 	done
 }
 
-VALGRIND="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite --track-fds=no"
+VALGRIND="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect --track-fds=no"
 for suite in $SUITES; do
 	echo "== $suite"
 	case $suite in

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "pci.h"
 #include "plan.h"
+#include "registration.h"
 #include "report.h"
 #include "serve.h"
 #include "served.h"
@@ -394,6 +395,33 @@ print_warnings(FILE *out, const struct vgp_plan *plan)
 		fprintf(out, "warning: %s\n", plan->warnings[w]);
 }
 
+/* GPUs this run moved off their driver while NVIDIA's device plugin serves the node: it keeps counting them in
+ * nvidia.com/gpu until it restarts. The warning (free it), or NULL when there is nothing to say. */
+static char *
+nvidia_plugin_warning(const struct opts *o, const struct vgp_engine_report *rep)
+{
+	char socks[512], moved[1024] = "";
+	size_t off = 0, n = 0;
+
+	for (size_t i = 0; i < rep->n; i++) {
+		if (rep->r[i].outcome != VGP_OUT_BOUND)
+			continue;
+		if (off < sizeof moved) {
+			int k = snprintf(moved + off, sizeof moved - off, "%s%s", n ? ", " : "", rep->r[i].addr);
+			off += k > 0 ? (size_t) k : 0;
+		}
+		n++;
+	}
+	char *msg = NULL;
+	if (n == 0 || vgp_nvidia_plugin_sockets(o->kubelet_dir, socks, sizeof socks) == 0)
+		return NULL;
+	if (asprintf(&msg, "%zu GPU%s moved to vfio-pci (%s) while NVIDIA's device plugin serves this node (%s in %s): "
+		 "it counts them in nvidia.com/gpu until it restarts; restart its pod on this node", n, n == 1 ? "" : "s",
+		 moved, socks, o->kubelet_dir) < 0)
+		return NULL;
+	return msg;
+}
+
 static int
 cmd_bind(const struct opts *o, vgp_error_t *err)
 {
@@ -405,6 +433,9 @@ cmd_bind(const struct opts *o, vgp_error_t *err)
 		print_results(stdout, &rep);
 		if (rep.have_plan)
 			print_warnings(stderr, &rep.plan);
+		_cleanup_free_ char *msg = nvidia_plugin_warning(o, &rep);
+		if (msg != NULL)
+			fprintf(stderr, "warning: %s\n", msg);
 	}
 	vgp_engine_report_free(&rep);
 	node_state_free(&s);
@@ -433,7 +464,6 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 	struct vgp_served_table table = { 0 };
 	_cleanup_error_ vgp_error_t bind_err = NULL;
 	_cleanup_free_ char *not_ready = NULL;
-	bool moved = false;
 	int ret;
 
 	if (load_config(o, &s, err) < 0) {
@@ -459,7 +489,6 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 		if (r->outcome != VGP_OUT_BOUND)
 			log_info("%s %s%s%s", r->addr, vgp_outcome_name(r->outcome), r->msg ? ": " : "",
 				 r->msg ? r->msg : "");
-		moved |= r->outcome == VGP_OUT_BOUND;
 	}
 	if (!rep.have_plan) {
 		vgp_engine_report_free(&rep);
@@ -469,9 +498,9 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 	}
 	for (size_t w = 0; w < rep.plan.n_warnings; w++)
 		log_warn("%s", rep.plan.warnings[w]);
-	if (moved)
-		log_warn("GPUs were moved off their driver: if NVIDIA's device plugin was already running it still counts "
-			 "them in nvidia.com/gpu until it restarts (restart its pod on this node)");
+	_cleanup_free_ char *msg = nvidia_plugin_warning(o, &rep);
+	if (msg != NULL)
+		log_warn("%s", msg);
 	if (ret < 0 || rep.plan.shortfall) {
 		const char *why = ret < 0 && bind_err ? bind_err->msg : rep.plan.shortfall_msg;
 		if (asprintf(&not_ready, "%s", why ? why : "not every planned GPU is served") < 0)

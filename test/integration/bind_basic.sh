@@ -32,9 +32,13 @@ EOF
 LISTENER=$!
 for i in $(seq 100); do [ -e "$T/uevents.ready" ] && break; sleep 0.05; done
 
+# NVIDIA's device plugin serves this node (its socket in the kubelet directory): moving GPUs off nvidia is warned
+mkdir -p "$R/var/lib/kubelet/device-plugins"
+python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$R/var/lib/kubelet/device-plugins/nvidia-gpu.sock"
 vgp_run "${F[@]}" bind
 vgp_expect_rc 0
 [ "$(vgp_count bound)" = 4 ] || fail "expected 4 GPUs bound, got $(vgp_count bound)"
+vgp_expect_out "^warning: 4 GPUs moved to vfio-pci \(0000:61:00.0, .*\) while NVIDIA's device plugin serves this node \(nvidia-gpu.sock in .*restart its pod"
 for a in $(vgp_results bound); do
 	f=${a%.0}.1
 	vgp_expect_driver "$R" "$a" vfio-pci
@@ -61,6 +65,7 @@ vgp_run "${F[@]}" bind
 vgp_expect_rc 0
 [ "$(vgp_writes_since "$R")" = 0 ] || fail "second bind wrote: $(tail -n 5 "$R/.sim/writes.log")"
 [ "$(vgp_count passthrough)" = 4 ] || fail "second bind: expected 4 passthrough"
+if grep -q "NVIDIA's device plugin" "$T/out"; then fail "warned about NVIDIA's plugin with nothing moved"; fi
 ok "second bind: zero writes, every GPU passthrough"
 
 vgp_run --host-root "$R" --pci-ids "$PCI_IDS" release
