@@ -318,12 +318,26 @@ load_config(const struct opts *o, struct node_state *s, vgp_error_t *err)
 	return 0;
 }
 
+/* An error of the plan about the config (invalid input that names a JSON path of it, e.g. "passthrough[0]: count 9
+ * but only 7 GPUs match", two entries giving one resource): say which file. Returns -1. */
+static int
+in_config(const struct node_state *s, vgp_error_t *err)
+{
+	const char *m = *err != NULL ? (*err)->msg : NULL;
+	if (m != NULL && (*err)->exit_code == 2 && s->cfg.source != NULL &&
+	    (strncmp(m, "passthrough[", 12) == 0 || strncmp(m, "nodes[", 6) == 0))
+		vgp_error_wrap(err, "%s", s->cfg.source);
+	return -1;
+}
+
 static int
 load_node(const struct opts *o, struct node_state *s, vgp_error_t *err)
 {
 	if (load_config(o, s, err) < 0)
 		return -1;
-	return vgp_plan_node(&s->eo, &s->inv, &s->plan, err);
+	if (vgp_plan_node(&s->eo, &s->inv, &s->plan, err) < 0)
+		return in_config(s, err);
+	return 0;
 }
 
 static int
@@ -430,6 +444,8 @@ cmd_bind(const struct opts *o, vgp_error_t *err)
 	int ret = load_config(o, &s, err);
 	if (ret == 0) {
 		ret = vgp_bind(&s.eo, &rep, err);
+		if (ret < 0)
+			in_config(&s, err);
 		print_results(stdout, &rep);
 		if (rep.have_plan)
 			print_warnings(stderr, &rep.plan);
@@ -491,6 +507,7 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 				 r->msg ? r->msg : "");
 	}
 	if (!rep.have_plan) {
+		in_config(&s, &bind_err);
 		vgp_engine_report_free(&rep);
 		node_state_free(&s);
 		*err = steal_pointer(&bind_err);

@@ -199,6 +199,16 @@ pl "$M" --config "$C" plan
 want_rc 2 "plan, count 8, busy skip (7 eligible)"
 err_has "$C: passthrough\\[0\\]: count 8 but only 7 GPUs match on this node \\(1 more ineligible\\)" "shortfall message"
 out_has '^warning: passthrough\[0\]: count 8 but only 7' "shortfall warning in the table"
+# bind says which file too (it fails before any write: the shortfall case below checks that)
+pl "$M" --config "$C" bind
+want_rc 2 "bind, count 8, busy skip (7 eligible)"
+err_has "$C: passthrough\\[0\\]: count 8 but only 7 GPUs match on this node" "bind shortfall names the file"
+# two entries that give one resource: the plan's own config error names the file
+C=$(cfg dup '{"passthrough": [{"match": {"devices": ["26b9"], "numaNodes": [0]}, "count": 1},
+  {"match": {"devices": ["26b9"], "numaNodes": [1]}, "count": 1}]}')
+pl "$M" --config "$C" plan
+want_rc 2 "two entries, one resource"
+err_has "$C: passthrough\\[0\\] and passthrough\\[1\\] both give the resource nvidia.com/AD102GL_L40S" "duplicate resource names the file"
 
 C=$(cfg packed '{"passthrough": [{"match": {"devices": ["26b9"]}, "count": 3}], "numaPolicy": "packed"}')
 pl "$M" --config "$C" plan --json
