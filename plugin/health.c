@@ -36,6 +36,9 @@ struct hdev {
 	char *sys_path;    /* <host-root>/sys/bus/pci/devices/<addr> */
 	char *drv_path;    /* .../driver */
 	char *node_path;   /* <host-root>/dev/vfio/<group> */
+	char **mem_drv;    /* <host-root>/sys/bus/pci/devices/<member>/driver of every other member of the group */
+	char (*mem_addr)[VGP_ADDR_LEN]; /* those members' addresses, for the reason */
+	size_t n_mem;
 };
 
 /* One (address or group) -> device index entry; sorted by key for bsearch. A key may map to several devices
@@ -110,6 +113,40 @@ host_path_dup(const char *host_root, vgp_error_t *err, const char *fmt, ...)
 	return s;
 }
 
+/* Drivers the kernel lets a function keep in a group VFIO opens (besides the vfio drivers): the ones that set
+ * driver_managed_dma (they neither DMA nor claim the group's DMA ownership), as kernels since 5.19 judge it.
+ * Older kernels (vfio_dev_driver_allowed) took pci-stub and any bridge whatever its driver; a bridge is on
+ * pcieport or unbound in practice, so the stricter rule gives the same answer there. */
+static bool
+member_driver_viable(const char *drv)
+{
+	return vgp_driver_is_vfio(drv) || strcmp(drv, "pci-stub") == 0 || strcmp(drv, "pcieport") == 0;
+}
+
+/* Is every other member of d's IOMMU group viable for VFIO? When not, why names the first one that is not.
+ * A member without a driver link is unbound (viable), or was removed: the kernel drops a removed device from
+ * its IOMMU group, so it no longer counts against the group either. */
+static bool
+group_viable(const struct hdev *d, char *why, size_t whylen)
+{
+	char drv[VGP_DRIVER_LEN];
+
+	for (size_t m = 0; m < d->n_mem; m++) {
+		if (vgp_readlink_base(d->mem_drv[m], drv, sizeof drv) < 0) {
+			if (errno == ENOENT || errno == ENOTDIR)
+				continue;
+			snprintf(why, whylen, "group %d is not viable: the driver of %s cannot be read: %s", d->group,
+				 d->mem_addr[m], strerror(errno));
+			return false;
+		}
+		if (!member_driver_viable(drv)) {
+			snprintf(why, whylen, "group %d is not viable: %s is on %s", d->group, d->mem_addr[m], drv);
+			return false;
+		}
+	}
+	return true;
+}
+
 /* Check one device; returns true when its health changed. */
 static bool
 check_dev(struct hdev *d)
@@ -130,7 +167,7 @@ check_dev(struct hdev *d)
 	else if (stat(d->node_path, &st) < 0)
 		snprintf(why, sizeof why, "/dev/vfio/%d is missing", d->group);
 	else
-		healthy = true;
+		healthy = group_viable(d, why, sizeof why);
 
 	bool changed = healthy != d->healthy;
 	if (changed || strcmp(why, d->why) != 0) {
@@ -475,13 +512,28 @@ vgp_health_open(struct vgp_health **out, const char *host_root, const struct vgp
 		}
 		memcpy(h->addrs[k].addr, d->addr, sizeof d->addr);
 		h->addrs[k++].idx = i;
+		d->mem_drv = calloc(devs[i].n_members ? devs[i].n_members : 1, sizeof *d->mem_drv);
+		d->mem_addr = calloc(devs[i].n_members ? devs[i].n_members : 1, sizeof *d->mem_addr);
+		if (d->mem_drv == NULL || d->mem_addr == NULL) {
+			vgp_health_close(h);
+			return vgp_make_error(err, ENOMEM, "health: out of memory");
+		}
 		for (size_t m = 0; m < devs[i].n_members; m++) {
-			if (vgp_addr_normalize(devs[i].members[m], h->addrs[k].addr) < 0) {
+			char *a = h->addrs[k].addr;
+			if (vgp_addr_normalize(devs[i].members[m], a) < 0) {
 				vgp_health_close(h);
 				return vgp_make_usage_error(err, "health: invalid PCI address '%s' in the group of %s",
 							    devs[i].members[m], d->addr);
 			}
 			h->addrs[k++].idx = i;
+			if (strcmp(a, d->addr) == 0)
+				continue; /* the GPU itself: checked on its own */
+			d->mem_drv[d->n_mem] = host_path_dup(host_root, err, "/sys/bus/pci/devices/%s/driver", a);
+			if (d->mem_drv[d->n_mem] == NULL) {
+				vgp_health_close(h);
+				return -1;
+			}
+			memcpy(d->mem_addr[d->n_mem++], a, VGP_ADDR_LEN);
 		}
 		h->groups[i].group = d->group;
 		h->groups[i].idx = i;
@@ -588,6 +640,10 @@ vgp_health_close(struct vgp_health *h)
 			free(h->devs[i].sys_path);
 			free(h->devs[i].drv_path);
 			free(h->devs[i].node_path);
+			for (size_t m = 0; m < h->devs[i].n_mem; m++)
+				free(h->devs[i].mem_drv[m]);
+			free(h->devs[i].mem_drv);
+			free(h->devs[i].mem_addr);
 		}
 	free(h->devs);
 	free(h->dirty);

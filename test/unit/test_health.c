@@ -659,3 +659,94 @@ Test(health, many_devices_only_affected_rechecked)
 	cr_assert_eq(vgp_health_reconcile(h), N - 1);
 	vgp_health_close(h);
 }
+
+/* The group must stay viable for VFIO as the kernel judges it: every other member on a vfio driver, pci-stub,
+ * pcieport or no driver at all. */
+Test(health, member_on_host_driver_makes_group_not_viable)
+{
+	struct vgp_health *h = open_health(devs2, 2);
+
+	/* the audio function re-bound to its host driver: dev/vfio/12 stays (the GPU is still on vfio-pci) */
+	set_driver("0000:61:00.1", "snd_hda_intel");
+	cr_assert_eq(vgp_health_reconcile(h), 1);
+	assert_state(h, 0, false, "group 12 is not viable: 0000:61:00.1 is on snd_hda_intel");
+	assert_state(h, 1, true, "");
+
+	/* unbound: no driver claims the group's DMA, the group is viable again */
+	set_driver("0000:61:00.1", NULL);
+	cr_assert_eq(vgp_health_reconcile(h), 1);
+	assert_state(h, 0, true, "");
+
+	/* pci-stub and pcieport are allowed in a viable group */
+	set_driver("0000:61:00.1", "pci-stub");
+	cr_assert_eq(vgp_health_reconcile(h), 0);
+	assert_state(h, 0, true, "");
+	set_driver("0000:61:00.1", "pcieport");
+	cr_assert_eq(vgp_health_reconcile(h), 0);
+	assert_state(h, 0, true, "");
+
+	set_driver("0000:61:00.1", "snd_hda_intel");
+	cr_assert_eq(vgp_health_reconcile(h), 1);
+	set_driver("0000:61:00.1", "vfio-pci");
+	cr_assert_eq(vgp_health_reconcile(h), 1);
+	assert_state(h, 0, true, "");
+	set_driver("0000:61:00.1", "nvgrace_gpu_vfio_pci"); /* a variant counts as vfio */
+	cr_assert_eq(vgp_health_reconcile(h), 0);
+	assert_state(h, 0, true, "");
+	vgp_health_close(h);
+}
+
+Test(health, group_viability_checks_every_member)
+{
+	/* a bridge on pcieport, an unbound function, and another GPU of the same group (the short form of its
+	 * address is normalised); the GPU's own address among its members is not a second check of it */
+	static char *m[] = { "0000:60:01.0", "0000:61:00.0", "0000:61:00.1", "0000:61:00.2", "62:00.0" };
+	const struct vgp_health_dev devs[] = { { "0000:61:00.0", 12, m, 5 } };
+	add_dev("0000:60:01.0", "pcieport");
+	add_dev("0000:61:00.2", NULL);
+	struct vgp_health *h = open_health(devs, 1);
+	assert_state(h, 0, true, "");
+
+	set_driver("0000:62:00.0", "nvidia");
+	cr_assert_eq(vgp_health_reconcile(h), 1);
+	assert_state(h, 0, false, "group 12 is not viable: 0000:62:00.0 is on nvidia");
+	set_driver("0000:62:00.0", "vfio-pci");
+	set_driver("0000:61:00.2", "xhci_hcd");
+	cr_assert_eq(vgp_health_reconcile(h), 0); /* still Unhealthy, for another member */
+	assert_state(h, 0, false, "group 12 is not viable: 0000:61:00.2 is on xhci_hcd");
+	/* the GPU's own driver comes first in the reasons */
+	set_driver("0000:61:00.0", "nvidia");
+	cr_assert_eq(vgp_health_reconcile(h), 0);
+	assert_state(h, 0, false, "driver is nvidia, not vfio-pci");
+	set_driver("0000:61:00.0", "vfio-pci");
+
+	/* a member that fell off the bus is no longer in the group (the kernel drops it): viable */
+	remove_dev("0000:61:00.2");
+	cr_assert_eq(vgp_health_reconcile(h), 1);
+	assert_state(h, 0, true, "");
+	vgp_health_close(h);
+}
+
+Test(health, uevent_member_rebound_turns_gpu_unhealthy)
+{
+	enter_netns();
+	struct vgp_health *h = open_health(devs2, 2);
+	int nfd = health_fd(h, 1);
+
+	/* only the audio function moves: the GPU's driver link and dev/vfio/13 stay, the uevent alone tells */
+	set_driver("0000:62:00.1", NULL);
+	send_uevent("unbind", "0000:62:00.1", NULL);
+	set_driver("0000:62:00.1", "snd_hda_intel");
+	send_uevent("bind", "0000:62:00.1", "snd_hda_intel");
+	wait_health(h, nfd, 1, false);
+	assert_state(h, 1, false, "group 13 is not viable: 0000:62:00.1 is on snd_hda_intel");
+	assert_state(h, 0, true, "");
+
+	set_driver("0000:62:00.1", NULL);
+	send_uevent("unbind", "0000:62:00.1", NULL);
+	set_driver("0000:62:00.1", "vfio-pci");
+	send_uevent("bind", "0000:62:00.1", "vfio-pci");
+	wait_health(h, nfd, 1, true);
+	assert_state(h, 1, true, "");
+	vgp_health_close(h);
+}
