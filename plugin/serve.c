@@ -255,12 +255,18 @@ push_health(struct serve *s)
 
 /* ---- status file ---- */
 
+static int
+effective_interval(const struct vgp_serve_opts *o)
+{
+	return o->reconcile_interval_ms > 0 ? o->reconcile_interval_ms : VGP_DEFAULT_RECONCILE_MS;
+}
+
 static void
 write_status(struct serve *s)
 {
 	json_t *root, *arr;
 	char ts[40];
-	struct timespec now;
+	struct timespec now, mono;
 	struct tm tm;
 	bool all_registered = true;
 	char *text;
@@ -268,6 +274,7 @@ write_status(struct serve *s)
 
 	if (s->o->status_file == NULL)
 		return;
+	clock_gettime(CLOCK_MONOTONIC, &mono);
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
@@ -284,8 +291,11 @@ write_status(struct serve *s)
 	}
 	bool ready = s->ready && all_registered;
 	const char *reason = !s->ready ? s->reason : !all_registered ? "not registered with kubelet yet" : "";
-	root = json_pack("{s:i, s:s, s:b, s:s, s:o}", "pid", (int) getpid(), "updated", ts, "ready", ready, "reason",
-			 reason, "resources", arr);
+	/* "updated" is for people; "monotonic_ms" (does not jump with the wall clock) and "interval_ms" are what
+	 * `health` judges staleness by: the timer branch rewrites the file every interval even when nothing changed */
+	root = json_pack("{s:i, s:s, s:I, s:i, s:b, s:s, s:o}", "pid", (int) getpid(), "updated", ts, "monotonic_ms",
+			 (json_int_t) mono.tv_sec * 1000 + mono.tv_nsec / 1000000, "interval_ms",
+			 effective_interval(s->o), "ready", ready, "reason", reason, "resources", arr);
 	text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(root);
 	if (text == NULL)
@@ -369,7 +379,7 @@ run(struct serve *s, vgp_error_t *err)
 	int hfds[MAX_HEALTH_FDS], n_hfds;
 	_cleanup_free_ char **names = NULL, **eps = NULL;
 	struct itimerspec its;
-	int interval = o->reconcile_interval_ms > 0 ? o->reconcile_interval_ms : 5000;
+	int interval = effective_interval(o);
 
 	if (vgp_mkdir_p(o->kubelet_dir, err) < 0)
 		return -1;
@@ -519,12 +529,45 @@ vgp_serve_run(const struct vgp_serve_opts *o, vgp_error_t *err)
 
 /* ---- health sub-command ---- */
 
+long long
+vgp_status_stale_ms(long long interval_ms)
+{
+	long long i = interval_ms > 0 ? interval_ms : VGP_DEFAULT_RECONCILE_MS;
+	return 3 * i > VGP_STATUS_STALE_MIN_MS ? 3 * i : VGP_STATUS_STALE_MIN_MS;
+}
+
+/* The age of the status file in ms (0 when it cannot be judged: a wall clock stepped back), -1 when it carries no
+ * usable time at all. */
+static long long
+status_age_ms(json_t *root)
+{
+	json_t *m = json_object_get(root, "monotonic_ms");
+	const char *upd = json_string_value(json_object_get(root, "updated"));
+	struct timespec now;
+	struct tm tm = { 0 };
+	const char *end;
+
+	if (json_is_integer(m)) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long long age = (long long) now.tv_sec * 1000 + now.tv_nsec / 1000000 - json_integer_value(m);
+		if (age >= 0)
+			return age;
+		/* from the future: written before a reboot (or by hand); the wall clock is all there is */
+	}
+	if (upd == NULL || (end = strptime(upd, "%Y-%m-%dT%H:%M:%SZ", &tm)) == NULL || *end != '\0')
+		return -1;
+	clock_gettime(CLOCK_REALTIME, &now);
+	long long age = ((long long) now.tv_sec - (long long) timegm(&tm)) * 1000;
+	return age > 0 ? age : 0;
+}
+
 int
 vgp_status_check(const char *status_file, const char *kubelet_dir, bool need_ready, char *msg, size_t len)
 {
 	json_error_t je;
-	json_t *root = json_load_file(status_file, 0, &je), *arr, *r;
+	json_t *root = json_load_file(status_file, 0, &je), *arr, *r, *iv;
 	json_int_t pid;
+	long long stale, age;
 	size_t i;
 	int ret = -1;
 
@@ -540,6 +583,18 @@ vgp_status_check(const char *status_file, const char *kubelet_dir, bool need_rea
 	}
 	if (kill((pid_t) pid, 0) < 0 && errno != EPERM) {
 		snprintf(msg, len, "serve process %lld is not running", (long long) pid);
+		goto out;
+	}
+	iv = json_object_get(root, "interval_ms");
+	stale = vgp_status_stale_ms(json_is_integer(iv) ? json_integer_value(iv) : 0);
+	age = status_age_ms(root);
+	if (age < 0) {
+		snprintf(msg, len, "%s: malformed status (no update time)", status_file);
+		goto out;
+	}
+	if (age > stale) {
+		snprintf(msg, len, "status not updated for %lld s (serve loop stuck?): serve process %lld, limit %lld s",
+			 age / 1000, (long long) pid, stale / 1000);
 		goto out;
 	}
 	json_array_foreach(arr, i, r) {

@@ -9,11 +9,15 @@
 #include "allocate.h"
 #include "error.h"
 
+#define VGP_DEFAULT_RECONCILE_MS 5000
+/* `health` fails once the status file is older than max(3 intervals, this): see vgp_status_stale_ms */
+#define VGP_STATUS_STALE_MIN_MS 30000
+
 struct vgp_serve_opts {
 	const char *host_root;        /* "/" on a node */
 	const char *kubelet_dir;      /* the device-plugins directory (created when missing) */
 	const char *status_file;      /* JSON status for `health`; NULL = none */
-	int reconcile_interval_ms;    /* health + socket reconcile period; <= 0 means 5000 */
+	int reconcile_interval_ms;    /* health + socket reconcile period (and status file refresh); <= 0: 5000 */
 	/* The resources and their devices. Per device the caller fills addr, numa, group, topo_path (may be NULL)
 	 * and members (every function of the IOMMU group, may be NULL = just the GPU); vfio_dev_nodes may be left
 	 * empty: serve reads them from <host-root>/sys/bus/pci/devices/<member>/vfio-dev/ when <host-root>/dev/iommu
@@ -30,9 +34,21 @@ struct vgp_serve_opts {
  * Calls grpc_init/grpc_shutdown itself: the process's last grpc_shutdown happens before it returns. */
 int vgp_serve_run(const struct vgp_serve_opts *o, vgp_error_t *err);
 
-/* The `health` sub-command: liveness = the status file's pid is alive and every socket it lists exists in
- * kubelet_dir (NULL: the paths as recorded); readiness (need_ready) = also every resource registered and the
- * serve ready. Returns 0 when healthy, -1 otherwise; msg gets a one-line explanation either way. */
+/* The `health` sub-command: liveness = the status file's pid is alive, the file was rewritten recently (the serve
+ * loop rewrites it every reconcile interval: older than vgp_status_stale_ms(its "interval_ms") means the loop is
+ * stuck) and every socket it lists exists in kubelet_dir (NULL: the paths as recorded); readiness (need_ready) =
+ * also every resource registered and the serve ready. The age comes from "monotonic_ms" (CLOCK_MONOTONIC,
+ * system-wide, so serve and the probe agree and a wall-clock step changes nothing); a file without it (an older
+ * serve) or with one from the future (another boot) is judged by its wall-clock "updated". A file without
+ * "interval_ms" gets the default interval. Returns 0 when healthy, -1 otherwise; msg gets a one-line explanation
+ * either way. */
+/* How old the status file may get before `health` calls the serve loop stuck, for a reconcile interval (<= 0:
+ * the default): max(3 intervals, VGP_STATUS_STALE_MIN_MS). Three intervals ride out two late ticks; the 30 s floor
+ * rides out host stalls a healthy loop can meet (a sysfs read of a GPU in reset, memory pressure, CPU throttling
+ * at the pod's limit) with a short interval. With the DaemonSet's liveness probe (every 10 s, 3 failures) a stuck
+ * loop is restarted about a minute after its last tick at the default interval. */
+long long vgp_status_stale_ms(long long interval_ms);
+
 int vgp_status_check(const char *status_file, const char *kubelet_dir, bool need_ready, char *msg, size_t len);
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -41,20 +42,57 @@ make_socket(const char *name)
 	close(fd);
 }
 
+/* the status file with the given time fields (a JSON fragment, each field followed by a comma) */
 static void
-write_status(int pid, bool ready, bool registered, const char *sock)
+write_status_times(int pid, bool ready, bool registered, const char *sock, const char *times)
 {
 	char path[128];
 	snprintf(path, sizeof path, "%s/status.json", dir);
 	FILE *f = fopen(path, "w");
 	cr_assert_not_null(f);
 	fprintf(f,
-		"{\"pid\": %d, \"updated\": \"2026-01-01T00:00:00Z\", \"ready\": %s, \"reason\": \"%s\", \"resources\": "
+		"{\"pid\": %d, %s \"ready\": %s, \"reason\": \"%s\", \"resources\": "
 		"[{\"name\": \"nvidia.com/AD102GL_L40S\", \"socket\": \"%s/%s\", \"registered\": %s, \"devices\": 4, "
 		"\"healthy\": 4}]}\n",
-		pid, ready ? "true" : "false", ready ? "" : "count 6 but only 4 GPUs match", dir, sock,
+		pid, times, ready ? "true" : "false", ready ? "" : "count 6 but only 4 GPUs match", dir, sock,
 		registered ? "true" : "false");
 	fclose(f);
+}
+
+static long long
+now_ms(clockid_t clk)
+{
+	struct timespec ts;
+	clock_gettime(clk, &ts);
+	return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* "updated" (wall clock, UTC) age_s seconds ago */
+static void
+updated_ago(char *buf, size_t len, long long age_s)
+{
+	time_t t = time(NULL) - (time_t) age_s;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* what serve writes: updated, monotonic_ms and interval_ms, age_ms ago */
+static void
+write_status_aged(int pid, bool ready, bool registered, const char *sock, long long age_ms, int interval_ms)
+{
+	char ts[40], times[160];
+	updated_ago(ts, sizeof ts, age_ms / 1000);
+	snprintf(times, sizeof times, "\"updated\": \"%s\", \"monotonic_ms\": %lld, \"interval_ms\": %d,", ts,
+		 now_ms(CLOCK_MONOTONIC) - age_ms, interval_ms);
+	write_status_times(pid, ready, registered, sock, times);
+}
+
+/* a fresh status file as serve writes it (default interval) */
+static void
+write_status(int pid, bool ready, bool registered, const char *sock)
+{
+	write_status_aged(pid, ready, registered, sock, 0, 5000);
 }
 
 static int
@@ -109,6 +147,102 @@ Test(status, dead_pid_missing_socket_malformed)
 	unlink(path);
 	cr_expect_eq(check(false, NULL, msg, sizeof msg), -1);
 	cr_expect(strstr(msg, "cannot read") != NULL, "%s", msg);
+}
+
+Test(status, stale_bound)
+{
+	cr_expect_eq(vgp_status_stale_ms(5000), 30000);
+	cr_expect_eq(vgp_status_stale_ms(0), 30000, "no interval: the default's");
+	cr_expect_eq(vgp_status_stale_ms(-1), 30000);
+	cr_expect_eq(vgp_status_stale_ms(200), 30000, "the floor");
+	cr_expect_eq(vgp_status_stale_ms(20000), 60000, "three intervals");
+	cr_expect_eq(vgp_status_stale_ms(86400000), 3LL * 86400000, "no overflow at the largest interval");
+}
+
+/* the serve loop rewrites the file every interval: one older than the bound means the loop is stuck */
+Test(status, fresh_or_stale)
+{
+	char msg[256];
+	make_socket("vfio-gpu-AD102GL_L40S.sock");
+	write_status_aged(getpid(), true, true, "vfio-gpu-AD102GL_L40S.sock", 1000, 5000);
+	cr_expect_eq(check(false, NULL, msg, sizeof msg), 0, "%s", msg);
+	cr_expect_eq(check(true, NULL, msg, sizeof msg), 0, "%s", msg);
+	write_status_aged(getpid(), true, true, "vfio-gpu-AD102GL_L40S.sock", 29000, 5000);
+	cr_expect_eq(check(false, NULL, msg, sizeof msg), 0, "within the 30 s floor: %s", msg);
+	write_status_aged(getpid(), true, true, "vfio-gpu-AD102GL_L40S.sock", 45000, 5000);
+	cr_expect_eq(check(false, NULL, msg, sizeof msg), -1, "stale passes liveness: %s", msg);
+	cr_expect(strstr(msg, "status not updated for 45 s (serve loop stuck?)") != NULL, "%s", msg);
+	cr_expect(strstr(msg, "limit 30 s") != NULL, "%s", msg);
+	cr_expect_eq(check(true, NULL, msg, sizeof msg), -1, "stale passes readiness: %s", msg);
+	cr_expect(strstr(msg, "serve loop stuck") != NULL, "%s", msg);
+	/* a long interval stretches the bound: 3 x 20 s */
+	write_status_aged(getpid(), true, true, "vfio-gpu-AD102GL_L40S.sock", 45000, 20000);
+	cr_expect_eq(check(true, NULL, msg, sizeof msg), 0, "%s", msg);
+	write_status_aged(getpid(), true, true, "vfio-gpu-AD102GL_L40S.sock", 61000, 20000);
+	cr_expect_eq(check(false, NULL, msg, sizeof msg), -1, "%s", msg);
+	cr_expect(strstr(msg, "limit 60 s") != NULL, "%s", msg);
+	/* a dead process stays "not running", the more precise reason */
+	write_status_aged(999999999, true, true, "vfio-gpu-AD102GL_L40S.sock", 45000, 5000);
+	cr_expect_eq(check(false, NULL, msg, sizeof msg), -1);
+	cr_expect(strstr(msg, "not running") != NULL, "%s", msg);
+}
+
+/* the monotonic time decides, not the wall clock (which may have been stepped since) */
+Test(status, monotonic_over_wall_clock)
+{
+	char msg[256], ts[40], times[200];
+	make_socket("vfio-gpu-AD102GL_L40S.sock");
+	/* wall clock says an hour ago (stepped forward since), monotonic says now: fresh */
+	updated_ago(ts, sizeof ts, 3600);
+	snprintf(times, sizeof times, "\"updated\": \"%s\", \"monotonic_ms\": %lld, \"interval_ms\": 5000,", ts,
+		 now_ms(CLOCK_MONOTONIC));
+	write_status_times(getpid(), true, true, "vfio-gpu-AD102GL_L40S.sock", times);
+	cr_expect_eq(check(false, NULL, msg, sizeof msg), 0, "%s", msg);
+	/* wall clock says now (stepped back), monotonic says a minute ago: stale */
+	updated_ago(ts, sizeof ts, 0);
+	snprintf(times, sizeof times, "\"updated\": \"%s\", \"monotonic_ms\": %lld, \"interval_ms\": 5000,", ts,
+		 now_ms(CLOCK_MONOTONIC) - 60000);
+	write_status_times(getpid(), true, true, "vfio-gpu-AD102GL_L40S.sock", times);
+	cr_expect_eq(check(false, NULL, msg, sizeof msg), -1, "%s", msg);
+	cr_expect(strstr(msg, "not updated for 60 s") != NULL, "%s", msg);
+	/* monotonic from the future (another boot): the wall clock decides */
+	updated_ago(ts, sizeof ts, 3600);
+	snprintf(times, sizeof times, "\"updated\": \"%s\", \"monotonic_ms\": %lld, \"interval_ms\": 5000,", ts,
+		 now_ms(CLOCK_MONOTONIC) + 86400000LL);
+	write_status_times(getpid(), true, true, "vfio-gpu-AD102GL_L40S.sock", times);
+	cr_expect_eq(check(false, NULL, msg, sizeof msg), -1, "%s", msg);
+	cr_expect(strstr(msg, "not updated for 360") != NULL, "%s", msg);
+}
+
+/* a status file of an older serve: no monotonic_ms, no interval_ms: the wall clock and the default interval */
+Test(status, old_format)
+{
+	char msg[256], ts[40], times[120];
+	make_socket("vfio-gpu-AD102GL_L40S.sock");
+	updated_ago(ts, sizeof ts, 2);
+	snprintf(times, sizeof times, "\"updated\": \"%s\",", ts);
+	write_status_times(getpid(), true, true, "vfio-gpu-AD102GL_L40S.sock", times);
+	cr_expect_eq(check(true, NULL, msg, sizeof msg), 0, "%s", msg);
+	updated_ago(ts, sizeof ts, 45);
+	snprintf(times, sizeof times, "\"updated\": \"%s\",", ts);
+	write_status_times(getpid(), true, true, "vfio-gpu-AD102GL_L40S.sock", times);
+	cr_expect_eq(check(false, NULL, msg, sizeof msg), -1, "%s", msg);
+	cr_expect(strstr(msg, "limit 30 s") != NULL, "the default interval's bound: %s", msg);
+	/* interval_ms but no monotonic_ms: the interval still counts */
+	snprintf(times, sizeof times, "\"updated\": \"%s\", \"interval_ms\": 20000,", ts);
+	write_status_times(getpid(), true, true, "vfio-gpu-AD102GL_L40S.sock", times);
+	cr_expect_eq(check(false, NULL, msg, sizeof msg), 0, "%s", msg);
+	/* a wall clock stepped back past "updated": cannot judge, not stale */
+	snprintf(times, sizeof times, "\"updated\": \"2099-01-01T00:00:00Z\",");
+	write_status_times(getpid(), true, true, "vfio-gpu-AD102GL_L40S.sock", times);
+	cr_expect_eq(check(false, NULL, msg, sizeof msg), 0, "%s", msg);
+	/* no time at all, or garbage: malformed */
+	write_status_times(getpid(), true, true, "vfio-gpu-AD102GL_L40S.sock", "");
+	cr_expect_eq(check(false, NULL, msg, sizeof msg), -1, "%s", msg);
+	cr_expect(strstr(msg, "malformed") != NULL, "%s", msg);
+	write_status_times(getpid(), true, true, "vfio-gpu-AD102GL_L40S.sock", "\"updated\": \"yesterday\",");
+	cr_expect_eq(check(false, NULL, msg, sizeof msg), -1, "%s", msg);
+	cr_expect(strstr(msg, "malformed") != NULL, "%s", msg);
 }
 
 Test(status, competing_sockets)
