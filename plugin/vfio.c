@@ -740,6 +740,35 @@ run_modprobe(struct eng *e, const char *module, vgp_error_t *err)
 	return 0;
 }
 
+/* The IOMMU precondition failing. When the plan is known, the GPUs the configuration matches (each ineligible
+ * for this reason alone) are named: they are what the IOMMU keeps from being passed through. */
+static int
+iommu_off_error(struct eng *e, vgp_error_t *err)
+{
+	const char *root = strcmp(e->root, "/") ? e->root : "";
+	char gpus[256] = "";
+	size_t n = 0, off = 0;
+
+	for (size_t i = 0; e->have && i < e->plan.n; i++) {
+		const struct vgp_plan_gpu *g = &e->plan.gpus[i];
+		if (g->entry < 0)
+			continue;
+		if (n < 4 && off < sizeof gpus) {
+			int w = snprintf(gpus + off, sizeof gpus - off, "%s%s", n ? ", " : "", e->inv.devs[g->dev].addr);
+			off += w > 0 ? (size_t) w : 0;
+		}
+		n++;
+	}
+	if (n == 0)
+		return vgp_make_error(err, 0, "precondition: the IOMMU is off (%s/sys/kernel/iommu_groups is empty): "
+				      "enable it with intel_iommu=on (Intel) or amd_iommu=on (AMD) on the kernel command "
+				      "line and reboot", root);
+	return vgp_make_error(err, 0, "precondition: the IOMMU is off (%s/sys/kernel/iommu_groups is empty): enable it "
+			      "with intel_iommu=on (Intel) or amd_iommu=on (AMD) on the kernel command line and reboot; "
+			      "until then no GPU can be passed through (%zu match%s the configuration: %s%s)%s", root, n,
+			      n == 1 ? "es" : "", gpus, n > 4 ? ", ..." : "", e->wrote ? "" : "; nothing was changed");
+}
+
 /* Checked once, before the first write of a run. */
 static int
 preconditions(struct eng *e, bool need_vfio, vgp_error_t *err)
@@ -750,9 +779,7 @@ preconditions(struct eng *e, bool need_vfio, vgp_error_t *err)
 	if (e->precond == 1 || (e->precond == 2 && !need_vfio))
 		return 0;
 	if (need_vfio && !e->inv.iommu)
-		return vgp_make_error(err, 0, "precondition: the IOMMU is off (%s/sys/kernel/iommu_groups is empty): "
-				      "enable intel_iommu=on or amd_iommu=on on the kernel command line",
-				      strcmp(e->root, "/") ? e->root : "");
+		return iommu_off_error(e, err);
 	if (host_root_path(e, p, "/sys/bus/pci/drivers_probe") < 0)
 		return vgp_make_error(err, errno, "drivers_probe path");
 	if (statvfs(p, &sv) == 0 && (sv.f_flag & ST_RDONLY))
@@ -963,7 +990,9 @@ rollback(struct eng *e, const char *gpu, struct member *m, size_t n, const char 
 }
 
 /* The busy policy at the GPU's own turn, right before its first write: holders again, then the unbind lock
- * (taken here, just before its unbind, so that new opens are refused for as short a time as possible).
+ * (policy skip: taken here, just before its unbind, so that new opens are refused for as short a time as possible;
+ * fail and wait took every lock up front in busy_phase, before the first write, and only a GPU without an unbind
+ * lock file is checked again here).
  * Returns 0 (go on), 1 (skipped: result recorded, excluded), -1 (failed: result recorded). */
 static int
 lock_gpu(struct eng *e, const struct vgp_plan_gpu *g)
@@ -1398,14 +1427,36 @@ busy_phase(struct eng *e, const struct vgp_plan_gpu **work, size_t nw, vgp_error
 				work[i] = NULL;
 			}
 		}
+		/* fail and wait: no holder is left, so take the unbind lock of every GPU about to move now, before the
+		 * first write: a lock refused at a GPU's own turn would come after earlier groups had moved (skip takes
+		 * each at its GPU's turn, in lock_gpu, and passes over a refused one) */
+		for (size_t i = 0, held = busy; i < nw && held == 0 && pol != VGP_BUSY_SKIP; i++) {
+			const struct vgp_plan_gpu *g = work[i];
+			const struct vgp_pci_dev *d;
+			int r;
+			if (g == NULL || g->action != VGP_ACT_BIND)
+				continue;
+			d = &e->inv.devs[g->dev];
+			r = gpu_busy(e, d, true, msg, sizeof msg, err);
+			if (r < 0) {
+				fclose(m);
+				release_locks(e);
+				return -1;
+			}
+			if (r == 0)
+				continue;
+			busy++; /* and go on: every refused lock is named */
+			fprintf(m, "%s%s", busy > 1 ? "; " : "", msg);
+		}
 		fclose(m);
 		if (pol == VGP_BUSY_SKIP)
 			return excluded ? 1 : 0;
 		if (busy == 0) {
 			if (waited)
 				log_info("busy GPUs are free now");
-			return 0;
+			return 0; /* the locks taken stay held until each unbind consumes its own (or release_locks) */
 		}
+		release_locks(e); /* refused somewhere: give back the ones taken, nothing is moved with them held */
 		if (pol == VGP_BUSY_WAIT && now_ms() < deadline) {
 			if (!waited)
 				log_info("waiting up to %d s for busy GPUs (busy policy wait): %s", timeout_s, all);
@@ -1413,7 +1464,6 @@ busy_phase(struct eng *e, const struct vgp_plan_gpu **work, size_t nw, vgp_error
 			sleep_ms(VGP_BUSY_RECHECK_MS);
 			continue;
 		}
-		release_locks(e);
 		if (pol == VGP_BUSY_WAIT)
 			return vgp_make_error(err, EBUSY, "%s (still busy after waiting %d s, busy policy wait)%s", all,
 					      timeout_s, e->wrote ? "" : "; nothing was changed");
@@ -1455,6 +1505,16 @@ vgp_bind(const struct vgp_engine_opts *o, struct vgp_engine_report *rep, vgp_err
 		goto out;
 	if (snap(&e, err) < 0)
 		goto out;
+	/* IOMMU off: the plan marks every GPU ineligible for it, so nothing is selected and a shortfall (or an empty
+	 * run that succeeds) would hide the cause. When the configuration matches a GPU of the node, that is the
+	 * IOMMU precondition failing: said here, before any write (serve: reported not-ready). */
+	if (!e.inv.iommu) {
+		for (size_t i = 0; i < e.plan.n; i++)
+			if (e.plan.gpus[i].entry >= 0 && e.plan.gpus[i].action == VGP_ACT_INELIGIBLE) {
+				iommu_off_error(&e, err);
+				goto out;
+			}
+	}
 	if (e.plan.shortfall && !o->shortfall_ok) {
 		vgp_make_usage_error(err, "%s", e.plan.shortfall_msg ? e.plan.shortfall_msg
 								      : "more GPUs wanted than the node has eligible");

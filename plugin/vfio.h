@@ -70,9 +70,11 @@ int vgp_plan_node(const struct vgp_engine_opts *o, struct vgp_inventory *inv, st
 		  vgp_error_t *err);
 
 /* Repair (journal entries of this boot left in flight by a killed run; half-bound groups), then bind every
- * planned GPU. Returns 0 when every planned GPU ended on vfio-pci; -1 with *err otherwise: a precondition or
- * a shortfall (exit_code 2, nothing written), busy under policy fail/wait, or a summary of the GPUs that did not
- * make it (their results in rep). rep is filled in every case (free it with vgp_engine_report_free). */
+ * planned GPU. Returns 0 when every planned GPU ended on vfio-pci; -1 with *err otherwise: a precondition (exit_code
+ * 1, nothing written; the IOMMU off is one as soon as the config matches a GPU of the node, before the shortfall
+ * it causes), a shortfall (exit_code 2, nothing written), busy under policy fail/wait (holders, or an nvidia unbind
+ * lock refused: every lock is taken before the first sysfs write, nothing written), or a summary of the GPUs that
+ * did not make it (their results in rep). rep is filled in every case (free it with vgp_engine_report_free). */
 int vgp_bind(const struct vgp_engine_opts *o, struct vgp_engine_report *rep, vgp_error_t *err);
 
 /* Give GPUs back to the drivers the journal recorded (addrs: GPU or function addresses; n == 0: every GPU in the

@@ -15,9 +15,12 @@ fresh() {
 	vgp_sim_start "$R"
 	F=(--host-root "$R" --pci-ids "$PCI_IDS" --vfio-wait 2 --config "$T/cfg.json")
 }
-cfg() { # POLICY TIMEOUT COUNT [ADDRESS]
-	local m='"devices": ["26b9"]'
-	[ -n "${4:-}" ] && m="$m, \"addresses\": [\"$4\"]"
+cfg() { # POLICY TIMEOUT COUNT [ADDRESS...]
+	local m='"devices": ["26b9"]' a
+	if [ $# -gt 3 ]; then
+		a=$(printf '"%s", ' "${@:4}")
+		m="$m, \"addresses\": [${a%, }]"
+	fi
 	printf '{"passthrough": [{"match": {%s}, "count": %s}], "busy": {"policy": "%s", "timeoutSeconds": %s}}\n' \
 		"$m" "$3" "$1" "$2" >"$T/cfg.json"
 }
@@ -88,6 +91,41 @@ vgp_expect_rc 1
 vgp_expect_out '0000:61:00.0.*refused its unbind lock.*busy policy fail'
 [ "$(vgp_writes "$R" '^sys/')" = 0 ] || fail "sysfs writes under policy fail"
 ok "unbind lock refused, fail: exit 1, zero sysfs writes"
+
+# two GPUs, the first one's lock free, the second one's refused: every lock is taken before the first sysfs write,
+# so the first GPU is not moved either; its lock is given back
+fresh
+vgp_faults "$R" '{"refuseUnbindLock": ["0000:63:00.0"]}'
+cfg fail 60 2 0000:61:00.0 0000:63:00.0
+vgp_run "${F[@]}" bind
+vgp_expect_rc 1
+vgp_expect_out '0000:63:00.0.*refused its unbind lock.*busy policy fail'
+[ "$(vgp_writes "$R" '^sys/')" = 0 ] || fail "sysfs writes although a planned GPU's lock was refused: $(cat "$R/.sim/writes.log")"
+[ "$(vgp_writes "$R" '^sys/.*/(driver_override|unbind|bind|drivers_probe) ')" = 0 ] || fail "bind writes"
+vgp_expect_driver "$R" 0000:61:00.0 nvidia
+vgp_expect_driver "$R" 0000:63:00.0 nvidia
+[ "$(vgp_writes "$R" '^proc/driver/nvidia/gpus/0000:61:00.0/unbindLock 1$')" = 1 ] || fail "61:00.0's lock not taken first"
+[ "$(tail -n 1 <(grep '0000:61:00.0/unbindLock' "$R/.sim/writes.log"))" = \
+	"proc/driver/nvidia/gpus/0000:61:00.0/unbindLock 0" ] || fail "61:00.0's unbind lock not released"
+[ "$(tr -d ' \n' <"$R/proc/driver/nvidia/gpus/0000:61:00.0/unbindLock")" = 0 ] || fail "61:00.0's lock still taken"
+vgp_check_consistent "$R"
+vgp_faults "$R" '{}'
+vgp_run "${F[@]}" bind
+vgp_expect_rc 0
+[ "$(vgp_count bound)" = 2 ] || fail "both GPUs should be bound once the lock is granted"
+vgp_check_consistent "$R"
+ok "2 GPUs, the second's unbind lock refused, fail: exit 1 naming it, zero sysfs writes, the first's lock released"
+
+fresh
+vgp_faults "$R" '{"refuseUnbindLock": ["0000:63:00.0"]}'
+cfg wait 1 2 0000:61:00.0 0000:63:00.0
+vgp_run "${F[@]}" bind
+vgp_expect_rc 1
+vgp_expect_out '0000:63:00.0.*refused its unbind lock.*still busy after waiting 1 s'
+[ "$(vgp_writes "$R" '^sys/')" = 0 ] || fail "sysfs writes after a wait that timed out: $(cat "$R/.sim/writes.log")"
+vgp_expect_driver "$R" 0000:61:00.0 nvidia
+vgp_check_consistent "$R"
+ok "2 GPUs, the second's unbind lock refused, wait: fails after the timeout with zero sysfs writes, locks released"
 
 fresh
 vgp_faults "$R" '{"refuseUnbindLock": ["0000:61:00.0"]}'

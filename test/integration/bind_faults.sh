@@ -126,9 +126,34 @@ ign=$(awk '/^SigIgn:/ {print $2}' "$T/modprobe.sig")
 [ $((0x$ign & (1 << 12))) = 0 ] || fail "modprobe inherited an ignored SIGPIPE: $(cat "$T/modprobe.sig")"
 ok "the modprobe that serve runs gets no blocked signals and SIGPIPE at its default"
 
-# --- IOMMU off: nothing is eligible, nothing written
+# --- IOMMU off: the GPUs the config matches cannot be passed through: the precondition is named (with how to turn
+# the IOMMU on), exit 1 like the other preconditions, nothing written; serve comes up not ready saying the same
 fresh 'spec["iommu"] = False'
+vgp_run "${F[@]}" --device 10de:26b9 --count all bind
+vgp_expect_rc 1
+vgp_expect_out 'precondition: the IOMMU is off'
+vgp_expect_out 'intel_iommu=on .*amd_iommu=on .*kernel command line'
+vgp_expect_out '8 match the configuration: 0000:61:00.0, '
+[ "$(vgp_writes "$R")" = 0 ] || fail "writes with the IOMMU off (--count all): $(cat "$R/.sim/writes.log")"
 vgp_run "${F[@]}" --address 0000:61:00.0 bind
-vgp_expect_rc 2
-[ "$(vgp_writes "$R")" = 0 ] || fail "writes with the IOMMU off"
-ok "IOMMU off: exit 2, zero writes"
+vgp_expect_rc 1
+vgp_expect_out 'precondition: the IOMMU is off.*intel_iommu=on .*amd_iommu=on .*1 matches the configuration: 0000:61:00.0\)'
+[ "$(vgp_writes "$R")" = 0 ] || fail "writes with the IOMMU off (--address): $(cat "$R/.sim/writes.log")"
+vgp_run "${F[@]}" --device 10de:26b9 --count all plan
+vgp_expect_rc 0
+mkdir -p "$R/kubelet"
+$VGP_WRAP "$VGP_BIN/vfio-gpu-plugin" "${F[@]}" --kubelet-dir "$R/kubelet" --status-file "$T/iommu.status" \
+	--address 0000:61:00.0 serve 2>"$T/serve.log" &
+pid=$!
+for _ in $(seq 600); do [ -s "$T/iommu.status" ] && break; sleep 0.05; done
+[ -s "$T/iommu.status" ] || fail "serve wrote no status with the IOMMU off: $(cat "$T/serve.log")"
+"$VGP_BIN/vfio-gpu-plugin" --status-file "$T/iommu.status" health >"$T/out" 2>&1 || fail "serve not alive: $(cat "$T/out")"
+python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["ready"] is False and "IOMMU is off" in s["reason"], s' "$T/iommu.status" || fail "status: not ready, IOMMU named"
+kill -TERM $pid
+wait $pid || fail "serve: exit $? after SIGTERM: $(cat "$T/serve.log")"
+grep -q 'not ready: precondition: the IOMMU is off' "$T/serve.log" || fail "serve did not log the IOMMU: $(cat "$T/serve.log")"
+[ "$(vgp_writes "$R")" = 0 ] || fail "serve wrote with the IOMMU off: $(cat "$R/.sim/writes.log")"
+ok "IOMMU off: bind (--count all, --address) exits 1 naming the IOMMU and how to enable it, zero writes; serve not ready"
