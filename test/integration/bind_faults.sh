@@ -157,3 +157,19 @@ wait $pid || fail "serve: exit $? after SIGTERM: $(cat "$T/serve.log")"
 grep -q 'not ready: precondition: the IOMMU is off' "$T/serve.log" || fail "serve did not log the IOMMU: $(cat "$T/serve.log")"
 [ "$(vgp_writes "$R")" = 0 ] || fail "serve wrote with the IOMMU off: $(cat "$R/.sim/writes.log")"
 ok "IOMMU off: bind (--count all, --address) exits 1 naming the IOMMU and how to enable it, zero writes; serve not ready"
+
+# --- /sys read-only (a container that is not privileged): the precondition names it, nothing written. A private
+# mount namespace makes the fixture's sys a read-only bind mount for the plugin alone.
+fresh
+unshare -m true 2>/dev/null || skip "no mount namespace (unshare -m) for the read-only /sys case"
+set +e
+unshare -m bash -c 'mount --bind "$1/sys" "$1/sys" && mount -o remount,bind,ro "$1/sys" || exit 97; shift; exec "$@"' \
+	_ "$R" timeout -k 5 300 $VGP_WRAP "$VGP_BIN/vfio-gpu-plugin" "${F[@]}" --address 0000:61:00.0 bind >"$T/out" 2>&1
+RC=$?
+set -e
+[ "$RC" != 97 ] || skip "cannot make a read-only bind mount here"
+vgp_expect_rc 1
+vgp_expect_out 'precondition: /sys is read-only \(.*/sys/bus/pci/drivers_probe\): mount it read-write'
+[ "$(vgp_writes "$R")" = 0 ] || fail "writes with /sys read-only: $(cat "$R/.sim/writes.log")"
+[ ! -e "$STATE" ] || fail "a journal was written with /sys read-only"
+ok "/sys read-only: exit 1 naming it, zero writes, no journal"
