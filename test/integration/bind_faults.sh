@@ -173,3 +173,13 @@ vgp_expect_out 'precondition: /sys is read-only \(.*/sys/bus/pci/drivers_probe\)
 [ "$(vgp_writes "$R")" = 0 ] || fail "writes with /sys read-only: $(cat "$R/.sim/writes.log")"
 [ ! -e "$STATE" ] || fail "a journal was written with /sys read-only"
 ok "/sys read-only: exit 1 naming it, zero writes, no journal"
+
+# --- an NVSwitch elsewhere on the node (its own group): bind goes on, and warns like plan does
+fresh 'spec["devices"].append({"addr": "0000:c1:00.0", "vendor": "10de", "device": "1af1", "class": "068000",
+                               "driver": "nvidia", "group": 90, "numa": 1})'
+vgp_run "${F[@]}" --address 0000:61:00.0 bind
+vgp_expect_rc 0
+vgp_expect_out '^warning: NVSwitch on this node \(1 function, first 0000:c1:00.0\): NVIDIA Fabric Manager'
+vgp_expect_driver "$R" 0000:61:00.0 vfio-pci
+vgp_expect_driver "$R" 0000:c1:00.0 nvidia
+ok "NVSwitch on the node: bind binds the GPU and warns, the switch stays on nvidia"
