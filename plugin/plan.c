@@ -34,6 +34,7 @@
  * already on vfio, sticky, named by vfio-pci.ids), ties to the lowest node; packed fills the lowest node first;
  * none is address order. Unknown NUMA (-1) is a node of its own, ordered after every known node. */
 #include "plan.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -455,12 +456,8 @@ build_names(struct ctx *c, vgp_error_t *err)
 		if (plan->n_res - first_res > 1) {
 			char names[VGP_RESOURCE_LEN * 2] = "";
 			size_t off = 0;
-			for (size_t r = first_res; r < plan->n_res && off < sizeof(names); r++) {
-				int k = snprintf(names + off, sizeof(names) - off, "%s%s", r > first_res ? ", " : "",
-						 plan->res[r].name);
-				if (k > 0)
-					off += (size_t) k;
-			}
+			for (size_t r = first_res; r < plan->n_res; r++)
+				vgp_list_append(names, sizeof(names), &off, plan->res[r].name);
 			if (add_warning(plan, err, "%s: its GPUs have different names, served as %zu resources (%s); the "
 					"count applies to them together",
 					c->paths[e], plan->n_res - first_res, names) < 0)

@@ -215,10 +215,7 @@ vgp_nvidia_plugin_sockets(const char *kubelet_dir, char *buf, size_t len)
 		snprintf(path, sizeof path, "%s/%s", kubelet_dir, de->d_name);
 		if (lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
 			continue;
-		if (off < len) {
-			int n = snprintf(buf + off, len - off, "%s%s", found ? ", " : "", de->d_name);
-			off += n > 0 ? (size_t) n : 0;
-		}
+		vgp_list_append(buf, len, &off, de->d_name);
 		found++;
 	}
 	return found;

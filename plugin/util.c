@@ -32,3 +32,13 @@ vgp_addr_normalize(const char *in, char out[VGP_ADDR_LEN])
 	snprintf(out, VGP_ADDR_LEN, "%04x:%02x:%02x.%x", dom, bus, dev, fn);
 	return 0;
 }
+
+void
+vgp_list_append(char *buf, size_t len, size_t *off, const char *item)
+{
+	if (len == 0 || *off >= len)
+		return;
+	int n = snprintf(buf + *off, len - *off, "%s%s", *off > 0 ? ", " : "", item);
+	if (n > 0)
+		*off = *off + (size_t) n < len ? *off + (size_t) n : len;
+}

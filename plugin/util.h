@@ -30,4 +30,8 @@ static inline void vgp_closedirp(DIR **d) { if (*d) closedir(*d); }
 /* Normalise "3b:00.0" or "0000:3B:00.0" to "0000:3b:00.0". Returns 0, or -1 when malformed. Pure. */
 int vgp_addr_normalize(const char *in, char out[VGP_ADDR_LEN]);
 
+/* Append item to the ", "-separated list in buf (len bytes, *off of them used so far): cut at len, always
+ * terminated. Pure. */
+void vgp_list_append(char *buf, size_t len, size_t *off, const char *item);
+
 #endif

@@ -753,11 +753,8 @@ iommu_off_error(struct eng *e, vgp_error_t *err)
 		const struct vgp_plan_gpu *g = &e->plan.gpus[i];
 		if (g->entry < 0)
 			continue;
-		if (n < 4 && off < sizeof gpus) {
-			int w = snprintf(gpus + off, sizeof gpus - off, "%s%s", n ? ", " : "", e->inv.devs[g->dev].addr);
-			off += w > 0 ? (size_t) w : 0;
-		}
-		n++;
+		if (n++ < 4)
+			vgp_list_append(gpus, sizeof gpus, &off, e->inv.devs[g->dev].addr);
 	}
 	if (n == 0)
 		return vgp_make_error(err, 0, "precondition: the IOMMU is off (%s/sys/kernel/iommu_groups is empty): "

@@ -420,10 +420,7 @@ nvidia_plugin_warning(const struct opts *o, const struct vgp_engine_report *rep)
 	for (size_t i = 0; i < rep->n; i++) {
 		if (rep->r[i].outcome != VGP_OUT_BOUND)
 			continue;
-		if (off < sizeof moved) {
-			int k = snprintf(moved + off, sizeof moved - off, "%s%s", n ? ", " : "", rep->r[i].addr);
-			off += k > 0 ? (size_t) k : 0;
-		}
+		vgp_list_append(moved, sizeof moved, &off, rep->r[i].addr);
 		n++;
 	}
 	char *msg = NULL;
