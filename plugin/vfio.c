@@ -1383,6 +1383,41 @@ eng_handover(struct eng *e)
 	e->have = false;
 }
 
+/* One pass over the GPUs about to move: their holders (lock false) or their unbind locks, taken (lock true). Each
+ * busy GPU is counted in *busy and named in m ("; "-separated); under policy skip it is excluded at once. Returns 0,
+ * or -1 with *err filled. */
+static int
+busy_scan(struct eng *e, const struct vgp_plan_gpu **work, size_t nw, bool lock, enum vgp_busy_policy pol, FILE *m,
+	  size_t *busy, bool *excluded, vgp_error_t *err)
+{
+	char msg[MSG_LEN];
+
+	for (size_t i = 0; i < nw; i++) {
+		const struct vgp_plan_gpu *g = work[i];
+		const struct vgp_pci_dev *d;
+		int r;
+		if (g == NULL || g->action != VGP_ACT_BIND)
+			continue;
+		d = &e->inv.devs[g->dev];
+		r = gpu_busy(e, d, lock, msg, sizeof msg, err);
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			continue;
+		(*busy)++; /* and go on: every busy GPU is named */
+		fprintf(m, "%s%s", *busy > 1 ? "; " : "", msg);
+		if (pol == VGP_BUSY_SKIP) {
+			log_warn("%s: skipped (busy policy skip)", msg);
+			result_add(e, d->addr, g->resource, VGP_OUT_SKIPPED_BUSY, 0, g->n_members,
+				   "%s: skipped (busy policy skip)", msg);
+			exclude(e, d->addr, msg);
+			*excluded = true;
+			work[i] = NULL;
+		}
+	}
+	return 0;
+}
+
 /* The busy phase for the GPUs about to move. Returns 0 (go on), 1 (exclusions added: re-plan), -1 (stop). */
 static int
 busy_phase(struct eng *e, const struct vgp_plan_gpu **work, size_t nw, vgp_error_t *err)
@@ -1391,7 +1426,6 @@ busy_phase(struct eng *e, const struct vgp_plan_gpu **work, size_t nw, vgp_error
 	int timeout_s = e->o->cfg ? e->o->cfg->busy_timeout_s : 60;
 	long deadline = now_ms() + (long) timeout_s * 1000;
 	bool excluded = false, waited = false;
-	char msg[MSG_LEN];
 
 	for (;;) {
 		_cleanup_free_ char *all = NULL;
@@ -1399,51 +1433,14 @@ busy_phase(struct eng *e, const struct vgp_plan_gpu **work, size_t nw, vgp_error
 		FILE *m = open_memstream(&all, &alen);
 		if (m == NULL)
 			return vgp_make_error(err, errno, "busy check");
-		for (size_t i = 0; i < nw; i++) {
-			const struct vgp_plan_gpu *g = work[i];
-			const struct vgp_pci_dev *d;
-			int r;
-			if (g == NULL || g->action != VGP_ACT_BIND)
-				continue;
-			d = &e->inv.devs[g->dev];
-			r = gpu_busy(e, d, false, msg, sizeof msg, err);
-			if (r < 0) {
-				fclose(m);
-				return -1;
-			}
-			if (r == 0)
-				continue;
-			busy++;
-			fprintf(m, "%s%s", busy > 1 ? "; " : "", msg);
-			if (pol == VGP_BUSY_SKIP) {
-				log_warn("%s: skipped (busy policy skip)", msg);
-				result_add(e, d->addr, g->resource, VGP_OUT_SKIPPED_BUSY, 0, g->n_members,
-					   "%s: skipped (busy policy skip)", msg);
-				exclude(e, d->addr, msg);
-				excluded = true;
-				work[i] = NULL;
-			}
-		}
-		/* fail and wait: no holder is left, so take the unbind lock of every GPU about to move now, before the
-		 * first write: a lock refused at a GPU's own turn would come after earlier groups had moved (skip takes
-		 * each at its GPU's turn, in lock_gpu, and passes over a refused one) */
-		for (size_t i = 0, held = busy; i < nw && held == 0 && pol != VGP_BUSY_SKIP; i++) {
-			const struct vgp_plan_gpu *g = work[i];
-			const struct vgp_pci_dev *d;
-			int r;
-			if (g == NULL || g->action != VGP_ACT_BIND)
-				continue;
-			d = &e->inv.devs[g->dev];
-			r = gpu_busy(e, d, true, msg, sizeof msg, err);
-			if (r < 0) {
-				fclose(m);
-				release_locks(e);
-				return -1;
-			}
-			if (r == 0)
-				continue;
-			busy++; /* and go on: every refused lock is named */
-			fprintf(m, "%s%s", busy > 1 ? "; " : "", msg);
+		/* holders first; then, for fail and wait once no holder is left, the unbind lock of every GPU about to
+		 * move, before the first write: a lock refused at a GPU's own turn would come after earlier groups had
+		 * moved (skip takes each at its GPU's turn, in lock_gpu, and passes over a refused one) */
+		if (busy_scan(e, work, nw, false, pol, m, &busy, &excluded, err) < 0 ||
+		    (busy == 0 && pol != VGP_BUSY_SKIP && busy_scan(e, work, nw, true, pol, m, &busy, &excluded, err) < 0)) {
+			fclose(m);
+			release_locks(e);
+			return -1;
 		}
 		fclose(m);
 		if (pol == VGP_BUSY_SKIP)
