@@ -136,6 +136,16 @@ vgp_register_once(const char *kubelet_dir, const char *resource, const char *end
 	return ret;
 }
 
+/* dir/name is a socket (not followed through a symlink). */
+static bool
+is_socket_in(const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	return lstat(path, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
 int
 vgp_warn_competing_sockets(const char *kubelet_dir, const char *resource, const char *our_socket)
 {
@@ -148,8 +158,6 @@ vgp_warn_competing_sockets(const char *kubelet_dir, const char *resource, const 
 	if (d == NULL)
 		return 0;
 	while ((de = readdir(d)) != NULL) {
-		char path[PATH_MAX];
-		struct stat st;
 		size_t ln = strlen(de->d_name);
 		const char *hit;
 		if (strcmp(de->d_name, our_socket) == 0 || strcmp(de->d_name, "kubelet.sock") == 0)
@@ -161,8 +169,7 @@ vgp_warn_competing_sockets(const char *kubelet_dir, const char *resource, const 
 		if (hit == NULL || hit + strlen(name) != de->d_name + ln - 5 ||
 		    (hit != de->d_name && hit[-1] != '-' && hit[-1] != '_' && hit[-1] != '.'))
 			continue;
-		snprintf(path, sizeof path, "%s/%s", kubelet_dir, de->d_name);
-		if (lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
+		if (!is_socket_in(kubelet_dir, de->d_name))
 			continue;
 		log_warn("%s: another device plugin socket for the same resource is in %s: %s (NVIDIA's sandbox "
 			 "device plugin?). The last one to register wins and the two flap: run only one of them for "
@@ -206,14 +213,11 @@ vgp_nvidia_plugin_sockets(const char *kubelet_dir, char *buf, size_t len)
 	if (d == NULL)
 		return 0;
 	while ((de = readdir(d)) != NULL) {
-		char path[PATH_MAX];
-		struct stat st;
 		size_t ln = strlen(de->d_name);
 		if (ln <= strlen("nvidia-.sock") || strncmp(de->d_name, "nvidia-", 7) != 0 ||
 		    strcmp(de->d_name + ln - 5, ".sock") != 0)
 			continue;
-		snprintf(path, sizeof path, "%s/%s", kubelet_dir, de->d_name);
-		if (lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
+		if (!is_socket_in(kubelet_dir, de->d_name))
 			continue;
 		vgp_list_append(buf, len, &off, de->d_name);
 		found++;
