@@ -39,7 +39,9 @@ LDFLAGS += $(SANFLAGS)
 LDLIBS := $(PKG_LIBS) -lpthread
 
 PLUGIN_SRC := $(sort $(wildcard plugin/*.c))
-PLUGIN_OBJ := $(PLUGIN_SRC:%.c=$(OUT)/%.o) $(GEN)/api.pb-c.o
+PROTOS := api podresources
+PROTO_H := $(PROTOS:%=$(GEN)/%.pb-c.h)
+PLUGIN_OBJ := $(PLUGIN_SRC:%.c=$(OUT)/%.o) $(PROTOS:%=$(GEN)/%.pb-c.o)
 LIB := $(OUT)/libvgp.a
 MAIN_SRC := $(sort $(wildcard cmd/vfio-gpu-plugin/*.c))
 TOOL_SRC := $(sort $(wildcard test/tools/*.c))
@@ -60,17 +62,17 @@ deps:
 
 # protoc-c would also emit protobuf-c-rpc service stubs, whose method "Register" collides with the C keyword
 # `register`; the services are served by hand with gRPC's C core, so only the messages are generated.
-$(GEN)/api.pb-c.c $(GEN)/api.pb-c.h: proto/api.proto
+$(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
 	@mkdir -p $(GEN)
 	$(call say,PROTOC,$<)
-	$(Q)sed '/^service /,/^}/d' proto/api.proto > $(GEN)/api.proto
-	$(Q)protoc-c --proto_path=$(GEN) --c_out=$(GEN) $(GEN)/api.proto
+	$(Q)sed '/^service /,/^}/d' $< > $(GEN)/$*.proto
+	$(Q)protoc-c --proto_path=$(GEN) --c_out=$(GEN) $(GEN)/$*.proto
 
-$(GEN)/api.pb-c.o: $(GEN)/api.pb-c.c
+$(GEN)/%.pb-c.o: $(GEN)/%.pb-c.c
 	$(call say,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Wno-unused-parameter -c -o $@ $<
 
-$(OUT)/%.o: %.c $(GEN)/api.pb-c.h $(wildcard plugin/*.h test/tools/*.h)
+$(OUT)/%.o: %.c $(PROTO_H) $(wildcard plugin/*.h test/tools/*.h)
 	@mkdir -p $(dir $@)
 	$(call say,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
@@ -95,7 +97,7 @@ $(OUT)/test/%: $(OUT)/test/unit/%.o $(UNIT_HELPERS:%.c=$(OUT)/%.o) $(LIB)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CRIT_LIBS)
 
-$(OUT)/test/unit/%.o: test/unit/%.c $(GEN)/api.pb-c.h $(wildcard plugin/*.h test/unit/*.h)
+$(OUT)/test/unit/%.o: test/unit/%.c $(PROTO_H) $(wildcard plugin/*.h test/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(call say,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(CRIT_CFLAGS) -Itest/unit -c -o $@ $<

@@ -26,6 +26,7 @@
 #include "api.pb-c.h"
 #include "log.h"
 #include "server.h"
+#include "unary.h"
 #include "util.h"
 
 int
@@ -34,20 +35,12 @@ vgp_register_once(const char *kubelet_dir, const char *resource, const char *end
 {
 	V1beta1__RegisterRequest req = V1BETA1__REGISTER_REQUEST__INIT;
 	V1beta1__DevicePluginOptions opts;
-	char sock[PATH_MAX], target[PATH_MAX + 8];
-	grpc_channel_credentials *creds;
-	grpc_channel *ch;
-	grpc_completion_queue *cq;
-	grpc_call *call;
-	grpc_metadata_array imd, tmd;
-	grpc_byte_buffer *send_bb, *recv_bb = NULL;
-	grpc_status_code status = GRPC_STATUS_UNKNOWN;
-	grpc_slice details = grpc_empty_slice(), method, payload;
-	grpc_op ops[6];
+	char sock[PATH_MAX], what[PATH_MAX + 300];
+	struct vgp_unary_reply reply;
 	struct stat st;
+	uint8_t *buf;
 	size_t len;
-	int tag, ret = 0;
-	bool cancelled = false;
+	int ret;
 
 	snprintf(sock, sizeof sock, "%s/kubelet.sock", kubelet_dir);
 	if (stat(sock, &st) < 0)
@@ -60,79 +53,24 @@ vgp_register_once(const char *kubelet_dir, const char *resource, const char *end
 			return vgp_make_error(err, ESTALE, "%s: re-created since it was last looked at", sock);
 	}
 
-	grpc_init(); /* refcounted: callable without a registrar */
 	vgp_server_options(&opts);
 	req.version = (char *) "v1beta1";
 	req.endpoint = (char *) endpoint;
 	req.resource_name = (char *) resource;
 	req.options = &opts;
 	len = v1beta1__register_request__get_packed_size(&req);
-	payload = grpc_slice_malloc(len);
-	v1beta1__register_request__pack(&req, GRPC_SLICE_START_PTR(payload));
-	send_bb = grpc_raw_byte_buffer_create(&payload, 1);
-	grpc_slice_unref(payload);
-
-	snprintf(target, sizeof target, "unix:%s", sock);
-	creds = grpc_insecure_credentials_create();
-	ch = grpc_channel_create(target, creds, NULL);
-	grpc_channel_credentials_release(creds);
-	cq = grpc_completion_queue_create_for_next(NULL);
-	method = grpc_slice_from_static_string("/v1beta1.Registration/Register");
-	call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method, NULL,
-					gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
-						     gpr_time_from_millis(timeout_ms, GPR_TIMESPAN)),
-					NULL);
-	grpc_metadata_array_init(&imd);
-	grpc_metadata_array_init(&tmd);
-	memset(ops, 0, sizeof ops);
-	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	ops[1].op = GRPC_OP_SEND_MESSAGE;
-	ops[1].data.send_message.send_message = send_bb;
-	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-	ops[3].data.recv_initial_metadata.recv_initial_metadata = &imd;
-	ops[4].op = GRPC_OP_RECV_MESSAGE;
-	ops[4].data.recv_message.recv_message = &recv_bb;
-	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	ops[5].data.recv_status_on_client.trailing_metadata = &tmd;
-	ops[5].data.recv_status_on_client.status = &status;
-	ops[5].data.recv_status_on_client.status_details = &details;
-	if (grpc_call_start_batch(call, ops, 6, &tag, NULL) != GRPC_CALL_OK) {
-		ret = vgp_make_error(err, 0, "register %s: cannot start the call", resource);
-	} else {
-		for (;;) {
-			grpc_event ev = grpc_completion_queue_next(
-				cq, gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(100, GPR_TIMESPAN)),
-				NULL);
-			if (ev.type == GRPC_OP_COMPLETE)
-				break;
-			if (!cancelled && cancel != NULL && *cancel) {
-				grpc_call_cancel(call, NULL);
-				cancelled = true;
-			}
-		}
-		if (cancelled) {
-			ret = vgp_make_error(err, ECANCELED, "register %s", resource);
-		} else if (status != GRPC_STATUS_OK) {
-			char *d = grpc_slice_to_c_string(details);
-			ret = vgp_make_error(err, status == GRPC_STATUS_UNAVAILABLE ? ECONNREFUSED : 0,
-					     "register %s with %s: status %d: %s", resource, sock, (int) status, d);
-			gpr_free(d);
-		}
+	buf = malloc(len ? len : 1);
+	if (buf == NULL)
+		return vgp_make_error(err, ENOMEM, "register %s", resource);
+	v1beta1__register_request__pack(&req, buf);
+	snprintf(what, sizeof what, "register %s with %s", resource, sock);
+	ret = vgp_unary(sock, "/v1beta1.Registration/Register", buf, len, timeout_ms, cancel, what, &reply, err);
+	if (ret < 0 && (*err)->status == ECANCELED) {
+		vgp_error_release(err);
+		ret = vgp_make_error(err, ECANCELED, "register %s", resource);
 	}
-	grpc_call_unref(call);
-	grpc_completion_queue_shutdown(cq);
-	while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN)
-		;
-	grpc_completion_queue_destroy(cq);
-	grpc_channel_destroy(ch);
-	grpc_metadata_array_destroy(&imd);
-	grpc_metadata_array_destroy(&tmd);
-	grpc_slice_unref(details);
-	grpc_byte_buffer_destroy(send_bb);
-	if (recv_bb != NULL)
-		grpc_byte_buffer_destroy(recv_bb);
-	grpc_shutdown();
+	free(reply.buf);
+	free(buf);
 	return ret;
 }
 

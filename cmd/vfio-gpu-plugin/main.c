@@ -16,6 +16,7 @@
 #include "log.h"
 #include "pci.h"
 #include "plan.h"
+#include "podresources.h"
 #include "registration.h"
 #include "report.h"
 #include "serve.h"
@@ -38,6 +39,7 @@ struct opts {
 	char hostname[256];         /* fallback for display and configs without nodes entries */
 	char state_file[4096];
 	char kubelet_dir[4096];
+	char pod_resources_socket[4096];
 	const char *status_file;
 	double unbind_timeout, vfio_wait, reconcile_interval;
 	bool json, force, hco, ready;
@@ -84,6 +86,9 @@ static const char usage_text[] =
 	"                           (default <host-root>/var/lib/kubelet/device-plugins)\n"
 	"  --status-file FILE       status written by serve, read by health (default /run/vfio-gpu-plugin/status.json)\n"
 	"  --reconcile-interval SEC periodic re-check of every served GPU (default 5)\n"
+	"  --pod-resources-socket PATH\n"
+	"                           kubelet's PodResources API: a GPU leaves vfio-pci only when no container has it\n"
+	"                           (default <host-root>/var/lib/kubelet/pod-resources/kubelet.sock)\n"
 	"\n"
 	"Binding:\n"
 	"  --unbind-timeout SEC     give up on a driver unbind after SEC; the GPU is then stuck (default 10)\n"
@@ -103,7 +108,7 @@ static const char usage_text[] =
 enum {
 	OPT_CONFIG = 256, OPT_DEVICE, OPT_COUNT, OPT_ADDRESS, OPT_HOST_ROOT, OPT_PCI_IDS, OPT_NODE_NAME,
 	OPT_STATE_FILE, OPT_KUBELET_DIR, OPT_STATUS_FILE, OPT_UNBIND_TIMEOUT, OPT_VFIO_WAIT,
-	OPT_RECONCILE, OPT_LOG_LEVEL, OPT_JSON, OPT_FORCE, OPT_HCO, OPT_ROLE, OPT_READY,
+	OPT_RECONCILE, OPT_POD_RESOURCES, OPT_LOG_LEVEL, OPT_JSON, OPT_FORCE, OPT_HCO, OPT_ROLE, OPT_READY,
 };
 
 static const struct option long_opts[] = {
@@ -120,6 +125,7 @@ static const struct option long_opts[] = {
 	{ "unbind-timeout", required_argument, NULL, OPT_UNBIND_TIMEOUT },
 	{ "vfio-wait", required_argument, NULL, OPT_VFIO_WAIT },
 	{ "reconcile-interval", required_argument, NULL, OPT_RECONCILE },
+	{ "pod-resources-socket", required_argument, NULL, OPT_POD_RESOURCES },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "force", no_argument, NULL, OPT_FORCE },
@@ -173,7 +179,7 @@ role_valid(const char *r)
 static int
 parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 {
-	const char *state_file = NULL, *kubelet_dir = NULL;
+	const char *state_file = NULL, *kubelet_dir = NULL, *pod_resources = NULL;
 	int c, lvl;
 
 	o->host_root = "/";
@@ -194,6 +200,7 @@ parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 		case OPT_NODE_NAME: o->node_name = optarg; break;
 		case OPT_STATE_FILE: state_file = optarg; break;
 		case OPT_KUBELET_DIR: kubelet_dir = optarg; break;
+		case OPT_POD_RESOURCES: pod_resources = optarg; break;
 		case OPT_STATUS_FILE: o->status_file = optarg; break;
 		case OPT_UNBIND_TIMEOUT:
 			if (parse_seconds("--unbind-timeout", optarg, &o->unbind_timeout, err) < 0) return -1;
@@ -272,6 +279,13 @@ parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 			return vgp_make_usage_error(err, "--kubelet-dir: path too long");
 	} else if (vgp_host_path(o->kubelet_dir, sizeof o->kubelet_dir, o->host_root,
 			       "/var/lib/kubelet/device-plugins") < 0)
+		return vgp_make_usage_error(err, "--host-root '%s': path too long", o->host_root);
+	if (pod_resources != NULL) {
+		if (snprintf(o->pod_resources_socket, sizeof o->pod_resources_socket, "%s", pod_resources) >=
+		    (int) sizeof o->pod_resources_socket)
+			return vgp_make_usage_error(err, "--pod-resources-socket: path too long");
+	} else if (vgp_host_path(o->pod_resources_socket, sizeof o->pod_resources_socket, o->host_root,
+				 VGP_PODRESOURCES_SOCKET) < 0)
 		return vgp_make_usage_error(err, "--host-root '%s': path too long", o->host_root);
 	return 0;
 }

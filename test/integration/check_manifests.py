@@ -35,7 +35,7 @@ H100_RES = "nvidia.com/GH100_H100_SXM5_80GB"
 COMMANDS = {"serve", "plan", "bind", "release", "kubevirt-config", "machineconfig", "health", "version"}
 VALUE_FLAGS = {"--config", "--device", "--count", "--address", "--host-root", "--pci-ids", "--node-name",
                "--state-file", "--kubelet-dir", "--status-file", "--unbind-timeout", "--vfio-wait",
-               "--reconcile-interval", "--log-level", "--role"}
+               "--reconcile-interval", "--log-level", "--role", "--pod-resources-socket"}
 UDEV_RE = re.compile(r'^ACTION=="add", SUBSYSTEM=="pci", KERNEL=="([0-9a-f]{4}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7])", '
                      r'ATTR\{driver_override\}="vfio-pci"$')
 
@@ -181,6 +181,7 @@ REQUIRED_HOST = {  # mountPath: (hostPath, readOnly)
     "/lib/modules": ("/lib/modules", True),
     "/var/lib/vfio-gpu-plugin": ("/var/lib/vfio-gpu-plugin", False),
     "/etc/udev/rules.d": ("/etc/udev/rules.d", False),
+    "/var/lib/kubelet/pod-resources": ("/var/lib/kubelet/pod-resources", True),
 }
 for mp, (hp, ro) in REQUIRED_HOST.items():
     m = mounts.get(mp)
@@ -198,6 +199,8 @@ cfg_vol = vols.get(cfg_mount.get("name")) if cfg_mount else None
 cm = one("ConfigMap", "deploy/configmap.yaml")
 check(dig(cfg_vol, "configMap", "name") == dig(cm, "metadata", "name") and dig(cm, "metadata", "namespace") == NS,
       "the ConfigMap is mounted at /etc/vfio-gpu-plugin")
+check(cfg_mount is not None and not cfg_mount.get("subPath"),
+      "the ConfigMap is mounted as a directory (a subPath mount never sees the ..data swap of an edit)")
 check("config.json" in dig(cm, "data", default={}), "ConfigMap has data config.json")
 status_mount = any(mp == "/run/vfio-gpu-plugin" or mp == "/run" for mp in mounts)
 check(status_mount or not dig(c, "securityContext", "readOnlyRootFilesystem"),
