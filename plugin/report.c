@@ -105,6 +105,36 @@ vgp_report_plan_table(FILE *out, const struct vgp_inventory *inv, const struct v
 		fprintf(out, "warning: %s\n", plan->warnings[w]);
 }
 
+json_t *
+vgp_report_moves_json(const struct vgp_moves *m)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; i < m->n; i++) {
+		const struct vgp_move *mv = &m->m[i];
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:b, s:s}", "action", vgp_move_kind_name(mv->kind),
+						     "address", mv->addr, "resource", mv->resource, "release",
+						     mv->kind == VGP_MOVE_RETURN && mv->release, "reason", mv->reason));
+	}
+	return arr;
+}
+
+void
+vgp_report_moves_table(FILE *out, const struct vgp_moves *m)
+{
+	if (m->n == 0)
+		return;
+	fprintf(out, "pending moves (serve applies them while it runs; a GPU goes back only when no pod has it and no "
+		     "process holds its group):\n");
+	for (size_t i = 0; i < m->n; i++) {
+		const struct vgp_move *mv = &m->m[i];
+		fprintf(out, "  %-6s  %-12s  %-28s  %s%s\n", vgp_move_kind_name(mv->kind), mv->addr,
+			mv->resource[0] ? mv->resource : "-", mv->reason,
+			mv->kind != VGP_MOVE_RETURN ? ""
+			: mv->release		    ? " (back to its original driver)"
+						    : " (stays on vfio-pci)");
+	}
+}
+
 /* The vendor:device selectors of the GPUs a resource serves, upper-case hex, de-duplicated. */
 static size_t
 resource_selectors(const struct vgp_inventory *inv, const struct vgp_plan *plan, size_t r, char (*sel)[10],

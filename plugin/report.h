@@ -9,12 +9,20 @@
 #include <stdio.h>
 
 #include "pci.h"
+#include "moves.h"
 #include "plan.h"
 
 /* plan --json: {"node", "iommu", "gpus": [...], "resources": {...}, "warnings": [...], "shortfall": ...} */
 json_t *vgp_report_plan_json(const struct vgp_inventory *inv, const struct vgp_plan *plan, const char *node);
 /* The table a person reads at a glance, a summary line per resource, then the warnings. */
 void vgp_report_plan_table(FILE *out, const struct vgp_inventory *inv, const struct vgp_plan *plan, const char *node);
+
+/* The pending moves of a live re-split (plan --json "moves"): [{"action": "bind"|"serve"|"return", "address",
+ * "resource", "release" (return: back to its original driver; false: stays on vfio-pci, only no longer served),
+ * "reason"}], address order. */
+json_t *vgp_report_moves_json(const struct vgp_moves *m);
+/* "pending moves:" then one line per move; nothing when there is none. */
+void vgp_report_moves_table(FILE *out, const struct vgp_moves *m);
 
 /* KubeVirt permittedHostDevices.pciHostDevices entries (hco: the HyperConverged CR patch instead). */
 void vgp_report_kubevirt(FILE *out, const struct vgp_inventory *inv, const struct vgp_plan *plan, bool hco);

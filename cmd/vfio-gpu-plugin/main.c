@@ -19,6 +19,7 @@
 #include "podresources.h"
 #include "registration.h"
 #include "report.h"
+#include "resplit.h"
 #include "serve.h"
 #include "served.h"
 #include "vfio.h"
@@ -358,19 +359,26 @@ static int
 cmd_plan(const struct opts *o, vgp_error_t *err)
 {
 	struct node_state s = { 0 };
+	struct vgp_moves moves = { 0 };
 	int ret = load_node(o, &s, err);
+	/* the live re-split's pending moves: GPUs on vfio-pci that the config no longer wants */
+	if (ret == 0)
+		ret = vgp_resplit_moves(&s.eo, &s.inv, &s.plan, NULL, 0, NULL, 0, &moves, err);
 	if (ret == 0) {
 		if (o->json) {
 			json_t *j = vgp_report_plan_json(&s.inv, &s.plan, s.node);
+			json_object_set_new(j, "moves", vgp_report_moves_json(&moves));
 			json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 			fputc('\n', stdout);
 			json_decref(j);
 		} else {
 			vgp_report_plan_table(stdout, &s.inv, &s.plan, s.node);
+			vgp_report_moves_table(stdout, &moves);
 		}
 		if (s.plan.shortfall)
 			ret = vgp_make_usage_error(err, "%s: %s", s.cfg.source, s.plan.shortfall_msg);
 	}
+	vgp_moves_free(&moves);
 	node_state_free(&s);
 	return ret;
 }
