@@ -88,7 +88,7 @@ gpu_busy(struct eng *e, const struct vgp_pci_dev *d, bool take_lock, char *msg, 
 		return vgp_make_error(err, ENOMEM, "unbind lock");
 	/* the kernel answers synchronously ("1\n" or "0\n"); anything else is not an answer yet (a simulated kernel
 	 * works asynchronously): read again within the bounded wait */
-	for (long deadline = eng_now_ms() + e->wait_ms;;) {
+	for (long deadline = vgp_now_ms() + e->wait_ms;;) {
 		const char *v = val;
 		if (vgp_read_file(p, val, sizeof val, err) < 0)
 			return vgp_error_wrap(err, "%s: step unbind lock", d->addr);
@@ -98,9 +98,9 @@ gpu_busy(struct eng *e, const struct vgp_pci_dev *d, bool take_lock, char *msg, 
 			memmove(val, v, strlen(v) + 1);
 			break;
 		}
-		if (eng_now_ms() >= deadline)
+		if (vgp_now_ms() >= deadline)
 			break;
-		eng_sleep_ms(ENG_POLL_MS);
+		vgp_sleep_ms(ENG_POLL_MS);
 	}
 	if (strcmp(val, "1") != 0) {
 		eng_addr_del(e->locked, &e->n_locked, d->addr);
@@ -122,7 +122,7 @@ busy_lock_gpu(struct eng *e, const struct vgp_plan_gpu *g)
 	const struct vgp_pci_dev *d = &e->inv.devs[g->dev];
 	enum vgp_busy_policy pol = e->o->cfg ? e->o->cfg->busy_policy : VGP_BUSY_SKIP;
 	int timeout_s = e->o->cfg ? e->o->cfg->busy_timeout_s : 60;
-	long deadline = eng_now_ms() + (long) timeout_s * 1000, t0 = eng_now_ms();
+	long deadline = vgp_now_ms() + (long) timeout_s * 1000, t0 = vgp_now_ms();
 	bool waited = false;
 	char msg[ENG_MSG_LEN];
 
@@ -130,30 +130,30 @@ busy_lock_gpu(struct eng *e, const struct vgp_plan_gpu *g)
 		_cleanup_error_ vgp_error_t err = NULL;
 		int r = gpu_busy(e, d, true, msg, sizeof msg, &err);
 		if (r < 0) {
-			eng_result(e, d->addr, g->resource, VGP_OUT_FAILED, eng_now_ms() - t0, g->n_members, "%s", err->msg);
+			eng_result(e, d->addr, g->resource, VGP_OUT_FAILED, vgp_now_ms() - t0, g->n_members, "%s", err->msg);
 			return -1;
 		}
 		if (r == 0)
 			return 0;
 		if (pol == VGP_BUSY_SKIP) {
 			log_warn("%s: skipped (busy policy skip)", msg);
-			eng_result(e, d->addr, g->resource, VGP_OUT_SKIPPED_BUSY, eng_now_ms() - t0, g->n_members,
+			eng_result(e, d->addr, g->resource, VGP_OUT_SKIPPED_BUSY, vgp_now_ms() - t0, g->n_members,
 				   "%s: skipped (busy policy skip)", msg);
 			eng_exclude(e, d->addr, msg);
 			return 1;
 		}
-		if (pol == VGP_BUSY_WAIT && eng_now_ms() < deadline) {
+		if (pol == VGP_BUSY_WAIT && vgp_now_ms() < deadline) {
 			if (!waited)
 				log_info("%s: waiting up to %d s (busy policy wait)", msg, timeout_s);
 			waited = true;
-			eng_sleep_ms(VGP_BUSY_RECHECK_MS);
+			vgp_sleep_ms(VGP_BUSY_RECHECK_MS);
 			continue;
 		}
 		if (pol == VGP_BUSY_WAIT)
-			eng_result(e, d->addr, g->resource, VGP_OUT_FAILED, eng_now_ms() - t0, g->n_members,
+			eng_result(e, d->addr, g->resource, VGP_OUT_FAILED, vgp_now_ms() - t0, g->n_members,
 				   "%s (still busy after waiting %d s, busy policy wait)", msg, timeout_s);
 		else
-			eng_result(e, d->addr, g->resource, VGP_OUT_FAILED, eng_now_ms() - t0, g->n_members,
+			eng_result(e, d->addr, g->resource, VGP_OUT_FAILED, vgp_now_ms() - t0, g->n_members,
 				   "%s (busy policy fail)", msg);
 		return -1;
 	}
@@ -201,7 +201,7 @@ busy_phase(struct eng *e, const struct vgp_plan_gpu **work, size_t nw, vgp_error
 {
 	enum vgp_busy_policy pol = e->o->cfg ? e->o->cfg->busy_policy : VGP_BUSY_SKIP;
 	int timeout_s = e->o->cfg ? e->o->cfg->busy_timeout_s : 60;
-	long deadline = eng_now_ms() + (long) timeout_s * 1000;
+	long deadline = vgp_now_ms() + (long) timeout_s * 1000;
 	bool excluded = false, waited = false;
 
 	for (;;) {
@@ -228,11 +228,11 @@ busy_phase(struct eng *e, const struct vgp_plan_gpu **work, size_t nw, vgp_error
 			return 0; /* the locks taken stay held until each unbind consumes its own (or release_locks) */
 		}
 		busy_release_locks(e); /* refused somewhere: give back the ones taken, nothing is moved with them held */
-		if (pol == VGP_BUSY_WAIT && eng_now_ms() < deadline) {
+		if (pol == VGP_BUSY_WAIT && vgp_now_ms() < deadline) {
 			if (!waited)
 				log_info("waiting up to %d s for busy GPUs (busy policy wait): %s", timeout_s, all);
 			waited = true;
-			eng_sleep_ms(VGP_BUSY_RECHECK_MS);
+			vgp_sleep_ms(VGP_BUSY_RECHECK_MS);
 			continue;
 		}
 		if (pol == VGP_BUSY_WAIT)

@@ -4,15 +4,13 @@
  * waits for a driver link, and restore (back to a given driver). Every path goes through eng_path. */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "engine-internal.h"
 #include "hostfs.h"
 #include "util.h"
@@ -95,6 +93,32 @@ fn_probe(struct eng *e, const char *addr, vgp_error_t *err)
 	return 0;
 }
 
+struct child_write {
+	const char *path, *value;
+	size_t len;
+};
+
+/* In the child: open, one write, close; the errno (0 = done) goes to the parent through fd. Only
+ * async-signal-safe calls. */
+static int
+child_write(int fd, void *arg)
+{
+	const struct child_write *cw = arg;
+	int r = 0, f = open(cw->path, O_WRONLY | O_CLOEXEC);
+	if (f < 0) {
+		r = errno;
+	} else {
+		ssize_t w = write(f, cw->value, cw->len);
+		if (w < 0)
+			r = errno;
+		else if ((size_t) w != cw->len)
+			r = EIO;
+		if (close(f) < 0 && r == 0)
+			r = errno;
+	}
+	return write(fd, &r, sizeof r) < 0 ? 2 : 0;
+}
+
 /* Write `value` to `path` in a child process: the nvidia driver's unbind blocks for as long as the GPU is used,
  * so the parent waits at most timeout_ms. *timed_out: the child is still blocked (killed and abandoned: in the
  * real kernel it sits in the device lock until the kernel lets go). */
@@ -102,72 +126,25 @@ static int
 write_in_child(struct eng *e, const char *path, const char *value, int timeout_ms, bool *timed_out,
 	       vgp_error_t *err)
 {
-	int p[2], status;
-	size_t len = strlen(value);
-	pid_t pid;
-	long deadline;
+	struct child_write cw = { .path = path, .value = value, .len = strlen(value) };
+	struct vgp_child_result r;
+	int ec;
 
 	*timed_out = false;
 	e->wrote = true;
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return vgp_make_error(err, errno, "pipe");
-	pid = fork();
-	if (pid < 0) {
-		int ec = errno;
-		close(p[0]);
-		close(p[1]);
-		return vgp_make_error(err, ec, "fork");
+	if (vgp_child_run(child_write, &cw, timeout_ms, &r, err) < 0)
+		return -1;
+	if (r.timed_out) {
+		*timed_out = true;
+		return vgp_make_error(err, ETIMEDOUT, "write '%s' to %s: no answer within %d ms", value, path,
+				      timeout_ms);
 	}
-	if (pid == 0) {
-		/* only async-signal-safe calls here */
-		int r = 0, fd = open(path, O_WRONLY | O_CLOEXEC);
-		if (fd < 0)
-			r = errno;
-		else {
-			ssize_t w = write(fd, value, len);
-			if (w < 0)
-				r = errno;
-			else if ((size_t) w != len)
-				r = EIO;
-			if (close(fd) < 0 && r == 0)
-				r = errno;
-		}
-		if (write(p[1], &r, sizeof r) < 0)
-			_exit(2);
-		_exit(0);
-	}
-	close(p[1]);
-	deadline = eng_now_ms() + timeout_ms;
-	for (;;) {
-		struct pollfd pf = { .fd = p[0], .events = POLLIN };
-		long left = deadline - eng_now_ms();
-		int n = poll(&pf, 1, left > 0 ? (int) left : 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n > 0) {
-			int r = -1;
-			ssize_t got = read(p[0], &r, sizeof r);
-			close(p[0]);
-			while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-				;
-			if (got != (ssize_t) sizeof r)
-				return vgp_make_error(err, EIO, "write '%s' to %s: the writer died", value, path);
-			if (r != 0)
-				return vgp_make_error(err, r, "write '%s' to %s", value, path);
-			return 0;
-		}
-		if (left <= 0)
-			break;
-	}
-	close(p[0]);
-	kill(pid, SIGKILL);
-	for (int i = 0; i < 20; i++) { /* reap it if it can die; in a real D state it cannot: abandon it */
-		if (waitpid(pid, &status, WNOHANG) == pid)
-			break;
-		eng_sleep_ms(5);
-	}
-	*timed_out = true;
-	return vgp_make_error(err, ETIMEDOUT, "write '%s' to %s: no answer within %d ms", value, path, timeout_ms);
+	if (r.n_out != sizeof ec)
+		return vgp_make_error(err, EIO, "write '%s' to %s: the writer died", value, path);
+	memcpy(&ec, r.out, sizeof ec);
+	if (ec != 0)
+		return vgp_make_error(err, ec, "write '%s' to %s", value, path);
+	return 0;
 }
 
 /* Unbind addr from drv in a child under the unbind timeout; then wait until the driver link is gone. */
@@ -187,17 +164,17 @@ fn_unbind(struct eng *e, const char *addr, const char *drv, bool *stuck, vgp_err
 					      addr, drv);
 		return vgp_error_wrap(err, "%s: step unbind from %s", addr, drv);
 	}
-	deadline = eng_now_ms() + e->wait_ms;
+	deadline = vgp_now_ms() + e->wait_ms;
 	for (;;) {
 		if (!fn_exists(e, addr))
 			return vgp_make_error(err, ENODEV, "%s: step unbind from %s: the device vanished", addr, drv);
 		fn_driver(e, addr, cur);
 		if (strcmp(cur, drv) != 0)
 			return 0;
-		if (eng_now_ms() >= deadline)
+		if (vgp_now_ms() >= deadline)
 			return vgp_make_error(err, ETIMEDOUT, "%s: step unbind from %s: still bound after %d ms", addr,
 					      drv, e->wait_ms);
-		eng_sleep_ms(ENG_POLL_MS);
+		vgp_sleep_ms(ENG_POLL_MS);
 	}
 }
 
@@ -205,7 +182,7 @@ fn_unbind(struct eng *e, const char *addr, const char *drv, bool *stuck, vgp_err
 int
 fn_wait_driver(struct eng *e, const char *addr, const char *want, char cur[VGP_DRIVER_LEN])
 {
-	long deadline = eng_now_ms() + e->wait_ms;
+	long deadline = vgp_now_ms() + e->wait_ms;
 	for (;;) {
 		if (!fn_exists(e, addr)) {
 			cur[0] = '\0';
@@ -215,22 +192,22 @@ fn_wait_driver(struct eng *e, const char *addr, const char *want, char cur[VGP_D
 		fn_driver(e, addr, cur);
 		if (want[0] ? strcmp(cur, want) == 0 : cur[0] != '\0')
 			return 0;
-		if (eng_now_ms() >= deadline) {
+		if (vgp_now_ms() >= deadline) {
 			errno = ETIMEDOUT;
 			return -1;
 		}
-		eng_sleep_ms(ENG_POLL_MS);
+		vgp_sleep_ms(ENG_POLL_MS);
 	}
 }
 
 int
 eng_wait_path(struct eng *e, const char *path)
 {
-	long deadline = eng_now_ms() + e->wait_ms;
+	long deadline = vgp_now_ms() + e->wait_ms;
 	while (access(path, F_OK) < 0) {
-		if (eng_now_ms() >= deadline)
+		if (vgp_now_ms() >= deadline)
 			return -1;
-		eng_sleep_ms(ENG_POLL_MS);
+		vgp_sleep_ms(ENG_POLL_MS);
 	}
 	return 0;
 }

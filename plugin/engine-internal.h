@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "child.h"
 #include "error.h"
 #include "journal.h"
 #include "pci.h"
@@ -61,9 +62,7 @@ struct eng {
 	bool have;                    /* inv and plan are valid */
 };
 
-/* ---- engine.c: clock, results, address lists, exclusions, journal cursor, snapshot */
-long eng_now_ms(void);
-void eng_sleep_ms(long ms);
+/* ---- engine.c: results, address lists, exclusions, journal cursor, snapshot */
 struct vgp_gpu_result *eng_result(struct eng *e, const char *addr, const char *resource, enum vgp_outcome out,
 				  long ms, size_t nf, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
 bool eng_addr_in(char (*list)[VGP_ADDR_LEN], size_t n, const char *addr);

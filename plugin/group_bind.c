@@ -185,7 +185,7 @@ finish_bound(struct eng *e, struct move *mv)
 	if (dirty && eng_jsave(e, &err) < 0) /* the node is right, the journal still says binding: the next start
 						 finds it complete */
 		log_warn("%s: bound, but %s", addr, err->msg);
-	ms = eng_now_ms() - mv->t0;
+	ms = vgp_now_ms() - mv->t0;
 	if (!mv->moved) {
 		eng_result(e, addr, mv->g->resource, VGP_OUT_PASSTHROUGH, ms, mv->n, "%s", mv->g->reason);
 		return;
@@ -208,7 +208,7 @@ finish_failed(struct eng *e, struct move *mv, char *why, size_t why_len)
 	else
 		busy_release_lock(e, addr);
 	rollback(e, addr, mv->m, mv->n, mv->stuck_addr, why, why_len, &all_ok);
-	ms = eng_now_ms() - mv->t0;
+	ms = vgp_now_ms() - mv->t0;
 	if (mv->stuck_addr) {
 		log_error("%s: stuck: a reboot is needed", addr);
 		eng_result(e, addr, mv->g->resource, VGP_OUT_STUCK, ms, mv->n, "%s", why);
@@ -227,7 +227,7 @@ group_bind(struct eng *e, const struct vgp_plan_gpu *g)
 {
 	_cleanup_free_ struct member *m = calloc(g->n_members ? g->n_members : 1, sizeof *m);
 	_cleanup_error_ vgp_error_t err = NULL;
-	struct move mv = { .g = g, .gpu = &e->inv.devs[g->dev], .m = m, .n = g->n_members, .t0 = eng_now_ms() };
+	struct move mv = { .g = g, .gpu = &e->inv.devs[g->dev], .m = m, .n = g->n_members, .t0 = vgp_now_ms() };
 	char why[ENG_MSG_LEN * 2] = "";
 
 	mv.group = mv.gpu->iommu_group;

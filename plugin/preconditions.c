@@ -2,7 +2,6 @@
  * the GPUs it keeps from being passed through), /sys writable, vfio-pci loaded (modprobe, bounded). */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,92 +10,60 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "engine-internal.h"
 #include "util.h"
 
+struct modprobe {
+	const char *root, *module;
+	bool plain;       /* the host root is "/" */
+};
+
+/* In the child: modprobe [-d ROOT] MODULE, its stderr to fd. Only async-signal-safe calls before the exec. */
+static int
+child_modprobe(int fd, void *arg)
+{
+	const struct modprobe *mp = arg;
+	sigset_t none;
+	int null;
+
+	/* serve blocks SIGTERM/SIGINT/SIGHUP while it binds, and a blocked mask and ignored signals survive exec: give
+	 * modprobe the defaults, so it can be stopped like any process */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+	}
+	dup2(fd, 2);
+	if (mp->plain)
+		execlp("modprobe", "modprobe", mp->module, (char *) NULL);
+	else
+		execlp("modprobe", "modprobe", "-d", mp->root, mp->module, (char *) NULL);
+	dprintf(2, "cannot run modprobe: %s", strerror(errno));
+	return 127;
+}
+
+/* Bounded like the unbind: a module whose init hangs must not hang the bind (or serve's start). */
 static int
 run_modprobe(struct eng *e, const char *module, vgp_error_t *err)
 {
-	int p[2], status = -1; /* -1: not an exit status (a failure) */
-	char out[1024];
-	size_t off = 0;
-	bool plain = strcmp(e->root, "/") == 0 || e->root[0] == '\0';
-	pid_t pid;
-	long deadline;
+	struct modprobe mp = { .root = e->root, .module = module, .plain = strcmp(e->root, "/") == 0 || !e->root[0] };
+	struct vgp_child_result r;
+	const char *d = mp.plain ? "" : " -d ", *root = mp.plain ? "" : e->root;
 
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return vgp_make_error(err, errno, "pipe");
-	pid = fork();
-	if (pid < 0) {
-		int ec = errno;
-		close(p[0]);
-		close(p[1]);
-		return vgp_make_error(err, ec, "fork");
-	}
-	if (pid == 0) {
-		/* serve blocks SIGTERM/SIGINT/SIGHUP while it binds, and a blocked mask and ignored signals survive
-		 * exec: give modprobe the defaults, so it can be stopped like any process (async-signal-safe calls) */
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-		if (null >= 0) {
-			dup2(null, 0);
-			dup2(null, 1);
-		}
-		dup2(p[1], 2);
-		if (plain)
-			execlp("modprobe", "modprobe", module, (char *) NULL);
-		else
-			execlp("modprobe", "modprobe", "-d", e->root, module, (char *) NULL);
-		dprintf(2, "cannot run modprobe: %s", strerror(errno));
-		_exit(127);
-	}
-	close(p[1]);
-	/* bounded like the unbind: a module whose init hangs must not hang the bind (or serve's start) */
-	deadline = eng_now_ms() + e->unbind_ms;
-	for (;;) {
-		struct pollfd pf = { .fd = p[0], .events = POLLIN };
-		long left = deadline - eng_now_ms();
-		int n = poll(&pf, 1, left > 0 ? (int) left : 0);
-		ssize_t r;
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		r = read(p[0], out + off, sizeof out - 1 - off);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		off += (size_t) r;
-		if (off >= sizeof out - 1)
-			break;
-	}
-	out[off] = '\0';
-	close(p[0]);
-	for (;;) {
-		pid_t w = waitpid(pid, &status, WNOHANG);
-		if (w == pid || (w < 0 && errno != EINTR))
-			break;
-		if (w == 0 && eng_now_ms() >= deadline) {
-			kill(pid, SIGKILL);
-			for (int i = 0; i < 20 && waitpid(pid, &status, WNOHANG) != pid; i++)
-				eng_sleep_ms(5); /* in D state it cannot die: abandon it */
-			return vgp_make_error(err, ETIMEDOUT, "precondition: the %s kernel module cannot be loaded "
-					      "(modprobe%s%s %s did not finish within %d ms; killed)", module,
-					      plain ? "" : " -d ", plain ? "" : e->root, module, e->unbind_ms);
-		}
-		if (w == 0)
-			eng_sleep_ms(ENG_POLL_MS);
-	}
-	while (off > 0 && (out[off - 1] == '\n' || out[off - 1] == ' '))
-		out[--off] = '\0';
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+	if (vgp_child_run(child_modprobe, &mp, e->unbind_ms, &r, err) < 0)
+		return -1;
+	if (r.timed_out)
+		return vgp_make_error(err, ETIMEDOUT, "precondition: the %s kernel module cannot be loaded (modprobe%s%s "
+				      "%s did not finish within %d ms; killed)", module, d, root, module, e->unbind_ms);
+	while (r.n_out > 0 && (r.out[r.n_out - 1] == '\n' || r.out[r.n_out - 1] == ' '))
+		r.out[--r.n_out] = '\0';
+	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0)
 		return vgp_make_error(err, 0, "precondition: the %s kernel module cannot be loaded (modprobe%s%s %s: %s)",
-				      module, plain ? "" : " -d ", plain ? "" : e->root, module,
-				      off ? out : "failed");
+				      module, d, root, module, r.n_out ? r.out : "failed");
 	return 0;
 }
 

@@ -175,7 +175,7 @@ check_holders(struct eng *e, struct rel *r, bool force)
 	if (nh == 0)
 		return 0;
 	if (!force) {
-		eng_result(e, r->gpu, "", VGP_OUT_REFUSED, eng_now_ms() - r->t0, r->nf,
+		eng_result(e, r->gpu, "", VGP_OUT_REFUSED, vgp_now_ms() - r->t0, r->nf,
 			   "%s: %s (a running VM?): refused; stop it first or use --force", r->gpu, held);
 		return 1;
 	}
@@ -230,7 +230,7 @@ restore_all(struct eng *e, struct rel *r)
 static void
 release_group(struct eng *e, const char *gpu, bool force)
 {
-	struct rel r = { .gpu = gpu, .group = -1, .t0 = eng_now_ms(), .ok = true, .cap = e->j.n + 16 };
+	struct rel r = { .gpu = gpu, .group = -1, .t0 = vgp_now_ms(), .ok = true, .cap = e->j.n + 16 };
 	_cleanup_free_ struct rel_fn *f = calloc(r.cap, sizeof *f);
 	long ms;
 
@@ -241,7 +241,7 @@ release_group(struct eng *e, const char *gpu, bool force)
 	r.f = f;
 	if (still_stuck(e, gpu) || collect(e, &r) != 0 || check_holders(e, &r, force) != 0 || restore_all(e, &r) != 0)
 		return;
-	ms = eng_now_ms() - r.t0;
+	ms = vgp_now_ms() - r.t0;
 	if (r.ok) {
 		char drv[VGP_DRIVER_LEN];
 		fn_driver(e, gpu, drv);
