@@ -168,6 +168,7 @@ vgp_nvidia_plugin_sockets(const char *kubelet_dir, char *buf, size_t len)
 struct reg_state {
 	char *resource, *endpoint;
 	bool pending, registered, in_flight;
+	bool dropped;                  /* no longer served (vgp_registrar_drop): never registered again */
 	struct vgp_sock_id trying;     /* kubelet.sock as stat'ed before the attempt in flight */
 	struct vgp_sock_id registered_with; /* ... before the last successful attempt */
 	unsigned gen;
@@ -266,11 +267,12 @@ reg_thread(void *arg)
 					       &trying, &r->stop, &err);
 		}
 		pthread_mutex_lock(&r->mu);
+		s = &r->res[pick]; /* vgp_registrar_add may have moved the array meanwhile */
 		s->in_flight = false;
 		if (r->stop)
 			break;
 		if (s->gen != gen)
-			continue; /* asked again meanwhile (new socket): register again at once */
+			continue; /* asked again (new socket) or dropped meanwhile: decide again at once */
 		if (rc < 0 && err != NULL && err->status == ESTALE)
 			continue; /* kubelet.sock changed under us: look again at once, no backoff */
 		if (rc == 0) {
@@ -346,11 +348,54 @@ vgp_registrar_start(struct vgp_registrar **out, const char *kubelet_dir, const c
 	return 0;
 }
 
+int
+vgp_registrar_add(struct vgp_registrar *r, const char *resource, const char *endpoint, vgp_error_t *err)
+{
+	struct reg_state *nr;
+	char *res = strdup(resource), *ep = strdup(endpoint);
+	int i = -1;
+
+	pthread_mutex_lock(&r->mu);
+	nr = res && ep ? realloc(r->res, (r->n + 1) * sizeof *nr) : NULL;
+	if (nr != NULL) {
+		r->res = nr;
+		memset(&nr[r->n], 0, sizeof *nr);
+		nr[r->n].resource = res;
+		nr[r->n].endpoint = ep;
+		nr[r->n].backoff_ms = VGP_REGISTER_BACKOFF_MIN_MS;
+		i = (int) r->n++;
+	}
+	pthread_mutex_unlock(&r->mu);
+	if (i < 0) {
+		free(res);
+		free(ep);
+		return vgp_make_error(err, ENOMEM, "registrar");
+	}
+	return i;
+}
+
+void
+vgp_registrar_drop(struct vgp_registrar *r, size_t i)
+{
+	pthread_mutex_lock(&r->mu);
+	if (i < r->n) {
+		struct reg_state *s = &r->res[i];
+		bool was = s->registered;
+		s->dropped = true;
+		s->gen++; /* an attempt in flight counts for nothing */
+		s->pending = false;
+		s->registered = false;
+		if (was)
+			notify(r);
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
 void
 vgp_registrar_request(struct vgp_registrar *r, size_t i)
 {
 	pthread_mutex_lock(&r->mu);
-	if (i < r->n) {
+	if (i < r->n && !r->res[i].dropped) {
 		struct reg_state *s = &r->res[i];
 		bool was = s->registered;
 		s->gen++;
@@ -385,7 +430,7 @@ vgp_registrar_follow(struct vgp_registrar *r, size_t i, const struct vgp_sock_id
 	enum vgp_follow f = VGP_FOLLOW_NOTHING;
 
 	pthread_mutex_lock(&r->mu);
-	if (i < r->n) {
+	if (i < r->n && !r->res[i].dropped) {
 		struct reg_state *s = &r->res[i];
 		f = vgp_follow_decide(s->registered, s->pending, s->in_flight, &s->registered_with, &s->trying, now);
 		if (f == VGP_FOLLOW_TRY_NOW) {

@@ -99,6 +99,7 @@ struct vgp_server {
 	bool thread_started;
 	struct sres *res;
 	size_t n;
+	char kubelet_dir[PATH_MAX];
 };
 
 void
@@ -734,6 +735,27 @@ vgp_server_listen(struct vgp_server *s, size_t i, vgp_error_t *err)
 
 /* ---- public ---- */
 
+/* Fill sr from the table r (deep copy), its socket name and path, its packed list. */
+static int
+sres_init(struct vgp_server *s, struct sres *sr, const struct vgp_served_resource *r, vgp_error_t *err)
+{
+	struct sockaddr_un sun;
+
+	sr->list = grpc_empty_slice();
+	if (copy_table(&sr->r, r) < 0)
+		return vgp_make_error(err, ENOMEM, "server");
+	if (vgp_socket_name(r->name, sr->sock_name, sizeof sr->sock_name) < 0 ||
+	    (size_t) snprintf(sr->sock_path, sizeof sr->sock_path, "%s/%s", s->kubelet_dir, sr->sock_name) >=
+		    sizeof sr->sock_path ||
+	    strlen(sr->sock_path) >= sizeof sun.sun_path)
+		return vgp_make_usage_error(err, "socket path %s/%s is too long for a unix socket (%zu max)",
+					    s->kubelet_dir, sr->sock_name, sizeof sun.sun_path - 1);
+	snprintf(sr->target, sizeof sr->target, "unix:%s", sr->sock_path);
+	if (repack_list(sr) < 0)
+		return vgp_make_error(err, ENOMEM, "server");
+	return 0;
+}
+
 int
 vgp_server_new(struct vgp_server **out, const char *kubelet_dir, const struct vgp_served_resource *res,
 	       size_t n, vgp_error_t *err)
@@ -748,32 +770,17 @@ vgp_server_new(struct vgp_server **out, const char *kubelet_dir, const struct vg
 	grpc_init();
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cond, NULL);
+	snprintf(s->kubelet_dir, sizeof s->kubelet_dir, "%s", kubelet_dir);
 	s->res = calloc(n ? n : 1, sizeof *s->res);
 	if (s->res == NULL) {
 		vgp_server_free(s);
 		return vgp_make_error(err, ENOMEM, "server");
 	}
-	s->n = n;
 	for (size_t i = 0; i < n; i++) {
-		struct sres *sr = &s->res[i];
-		struct sockaddr_un sun;
-		sr->list = grpc_empty_slice();
-		if (copy_table(&sr->r, &res[i]) < 0) {
+		s->n = i + 1; /* counted now: vgp_server_free frees what sres_init filled */
+		if (sres_init(s, &s->res[i], &res[i], err) < 0) {
 			vgp_server_free(s);
-			return vgp_make_error(err, ENOMEM, "server");
-		}
-		if (vgp_socket_name(res[i].name, sr->sock_name, sizeof sr->sock_name) < 0 ||
-		    (size_t) snprintf(sr->sock_path, sizeof sr->sock_path, "%s/%s", kubelet_dir, sr->sock_name) >=
-			    sizeof sr->sock_path ||
-		    strlen(sr->sock_path) >= sizeof sun.sun_path) {
-			vgp_server_free(s);
-			return vgp_make_usage_error(err, "socket path %s/%s is too long for a unix socket (%zu max)",
-						    kubelet_dir, sr->sock_name, sizeof sun.sun_path - 1);
-		}
-		snprintf(sr->target, sizeof sr->target, "unix:%s", sr->sock_path);
-		if (repack_list(sr) < 0) {
-			vgp_server_free(s);
-			return vgp_make_error(err, ENOMEM, "server");
+			return -1;
 		}
 	}
 	s->cq = grpc_completion_queue_create_for_next(NULL);
@@ -784,6 +791,61 @@ vgp_server_new(struct vgp_server **out, const char *kubelet_dir, const struct vg
 	}
 	s->thread_started = true;
 	*out = s;
+	return 0;
+}
+
+int
+vgp_server_add(struct vgp_server *s, const struct vgp_served_resource *r, vgp_error_t *err)
+{
+	struct sres fresh = { 0 }, *nr;
+
+	if (sres_init(s, &fresh, r, err) < 0) {
+		free_table(&fresh.r);
+		grpc_slice_unref(fresh.list);
+		return -1;
+	}
+	pthread_mutex_lock(&s->mu); /* the completion-queue thread reads s->res under the mutex only */
+	nr = realloc(s->res, (s->n + 1) * sizeof *nr);
+	if (nr != NULL) {
+		s->res = nr;
+		s->res[s->n++] = fresh;
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (nr == NULL) {
+		free_table(&fresh.r);
+		grpc_slice_unref(fresh.list);
+		return vgp_make_error(err, ENOMEM, "server");
+	}
+	return (int) (s->n - 1);
+}
+
+int
+vgp_server_set_devices(struct vgp_server *s, size_t i, const struct vgp_served_resource *r, vgp_error_t *err)
+{
+	struct vgp_served_resource copy, old;
+	struct sres *sr;
+
+	if (i >= s->n)
+		return vgp_make_error(err, EINVAL, "no resource %zu", i);
+	if (copy_table(&copy, r) < 0) {
+		free_table(&copy);
+		return vgp_make_error(err, ENOMEM, "server");
+	}
+	pthread_mutex_lock(&s->mu);
+	sr = &s->res[i];
+	old = sr->r;
+	snprintf(copy.name, sizeof copy.name, "%s", old.name);
+	sr->r = copy;
+	if (repack_list(sr) < 0) {
+		sr->r = old;
+		old = copy;
+		log_error("%s: out of memory building the device list", sr->r.name);
+	} else if (sr->cur != NULL) {
+		for (struct call *c = sr->cur->streams; c != NULL; c = c->next)
+			stream_send(c);
+	}
+	pthread_mutex_unlock(&s->mu);
+	free_table(&old);
 	return 0;
 }
 

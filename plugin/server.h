@@ -38,6 +38,12 @@ int vgp_server_set_health(struct vgp_server *s, size_t i, const char *addr, bool
  * before a device turns Healthy again: a re-bound function may have been given another /dev/vfio/devices/vfioN.
  * Returns 0, or -1 (unknown device, out of memory: the old nodes stay). */
 int vgp_server_set_dev_nodes(struct vgp_server *s, size_t i, const char *addr, char **nodes, size_t n);
+/* Add a resource (table copied) served from now on the same completion queue; nothing listens until
+ * vgp_server_listen(). Returns its index, or -1 (socket path too long, out of memory). Controlling thread only. */
+int vgp_server_add(struct vgp_server *s, const struct vgp_served_resource *r, vgp_error_t *err);
+/* Replace the devices of resource i (copied, with their health as given; the name stays): every open
+ * ListAndWatch stream of it is sent the new list; Allocate answers from it at once. Controlling thread only. */
+int vgp_server_set_devices(struct vgp_server *s, size_t i, const struct vgp_served_resource *r, vgp_error_t *err);
 /* Stop every listener (sockets removed), the completion queue and its thread; free; grpc_shutdown. NULL ok. */
 void vgp_server_free(struct vgp_server *s);
 
