@@ -9,7 +9,8 @@
  * match.vendor "10de"; match.devices [] (display-class functions, 0x03xx, of the vendor); count required,
  * except when match.addresses is given: then it defaults to the number of addresses (and may not exceed it);
  * resourceName null (derived from pci.ids); numaPolicy "balanced"; busy.policy "skip";
- * busy.timeoutSeconds 60; persist "none"; nodes [] (nodes[i].names and nodes[i].passthrough are required,
+ * busy.timeoutSeconds 60; persist "none"; nvidiaDevicePlugin.onChange "warn" (after GPUs moved, "signal" sends
+ * SIGHUP to NVIDIA's device plugin so it re-counts nvidia.com/gpu); nodes [] (nodes[i].names and nodes[i].passthrough are required,
  * names non-empty, passthrough may be [] = nothing passed through on those nodes). */
 #include "config.h"
 #include "names.h"
@@ -526,7 +527,8 @@ parse_nodes(struct ctx *c, json_t *arr, struct vgp_config *cfg)
 int
 vgp_config_parse(const char *text, size_t len, const char *source, struct vgp_config *cfg, vgp_error_t *err)
 {
-	static const char *const keys[] = { "resourcePrefix", "passthrough", "numaPolicy", "busy", "persist", "nodes", NULL };
+	static const char *const keys[] = { "resourcePrefix", "passthrough", "numaPolicy", "busy", "persist", "nodes",
+					    "nvidiaDevicePlugin", NULL };
 	static const char *const numa_names[] = { "balanced", "packed", "none", NULL };
 	static const char *const busy_names[] = { "skip", "fail", "wait", NULL };
 	static const char *const persist_names[] = { "none", "udev", NULL };
@@ -549,7 +551,8 @@ vgp_config_parse(const char *text, size_t len, const char *source, struct vgp_co
 					    jerr.column, jerr.text);
 	if (!json_is_object(root))
 		return expected(&c, "", root, "a JSON object ({\"passthrough\": [...], ...})");
-	if (check_keys(&c, "", root, keys, "resourcePrefix, passthrough, numaPolicy, busy, persist, nodes") < 0)
+	if (check_keys(&c, "", root, keys,
+		       "resourcePrefix, passthrough, numaPolicy, busy, persist, nodes, nvidiaDevicePlugin") < 0)
 		return -1;
 
 	c_out.source = strdup(c.src);
@@ -605,6 +608,22 @@ vgp_config_parse(const char *text, size_t len, const char *source, struct vgp_co
 		if (parse_enum(&c, "persist", v, persist_names, "one of \"none\", \"udev\"", &e) < 0)
 			return -1;
 		c_out.persist = (enum vgp_persist) e;
+	}
+
+	if ((v = json_object_get(root, "nvidiaDevicePlugin")) != NULL) {
+		static const char *const nv_keys[] = { "onChange", NULL };
+		static const char *const nv_names[] = { "warn", "signal", NULL };
+		json_t *w;
+		if (!json_is_object(v))
+			return expected(&c, "nvidiaDevicePlugin", v, "an object (key onChange)");
+		if (check_keys(&c, "nvidiaDevicePlugin", v, nv_keys, "onChange") < 0)
+			return -1;
+		if ((w = json_object_get(v, "onChange")) != NULL) {
+			if (parse_enum(&c, "nvidiaDevicePlugin.onChange", w, nv_names, "one of \"warn\", \"signal\"",
+				       &e) < 0)
+				return -1;
+			c_out.nvidia_on_change = (enum vgp_nvidia_on_change) e;
+		}
 	}
 
 	if ((v = json_object_get(root, "nodes")) != NULL) {

@@ -17,6 +17,7 @@
 enum vgp_numa_policy { VGP_NUMA_BALANCED, VGP_NUMA_PACKED, VGP_NUMA_NONE };
 enum vgp_busy_policy { VGP_BUSY_SKIP, VGP_BUSY_FAIL, VGP_BUSY_WAIT };
 enum vgp_persist { VGP_PERSIST_NONE, VGP_PERSIST_UDEV };
+enum vgp_nvidia_on_change { VGP_NVIDIA_WARN, VGP_NVIDIA_SIGNAL };
 
 struct vgp_match {
 	uint16_t vendor;          /* default 0x10de */
@@ -52,6 +53,7 @@ struct vgp_config {
 	enum vgp_busy_policy busy_policy;  /* default skip */
 	int busy_timeout_s;                /* default 60 */
 	enum vgp_persist persist;          /* default none */
+	enum vgp_nvidia_on_change nvidia_on_change; /* default warn */
 	struct vgp_node_entry *nodes;
 	size_t n_nodes;
 };

@@ -745,3 +745,22 @@ Test(config, load_file_directory_and_empty)
 	snprintf(want, sizeof(want), "%s: line 1, column 0: invalid JSON", path);
 	cr_assert_not_null(strstr(err->msg, want), "%s", err->msg);
 }
+
+Test(config, nvidia_device_plugin_on_change)
+{
+	parse_ok("{}");
+	cr_assert_eq(cfg.nvidia_on_change, VGP_NVIDIA_WARN);
+	vgp_config_free(&cfg);
+	parse_ok("{\"nvidiaDevicePlugin\": {\"onChange\": \"signal\"}}");
+	cr_assert_eq(cfg.nvidia_on_change, VGP_NVIDIA_SIGNAL);
+	vgp_config_free(&cfg);
+	parse_ok("{\"nvidiaDevicePlugin\": {}}");
+	cr_assert_eq(cfg.nvidia_on_change, VGP_NVIDIA_WARN);
+	vgp_config_free(&cfg);
+	parse_fails("{\"nvidiaDevicePlugin\": {\"onChange\": \"kill\"}}", "test.json: nvidiaDevicePlugin.onChange",
+		    "\"warn\", \"signal\"", "\"kill\"");
+	vgp_error_release(&err);
+	parse_fails("{\"nvidiaDevicePlugin\": {\"on_change\": \"warn\"}}", "nvidiaDevicePlugin.on_change: unknown key");
+	vgp_error_release(&err);
+	parse_fails("{\"nvidiaDevicePlugin\": true}", "nvidiaDevicePlugin", "an object");
+}
