@@ -155,9 +155,21 @@ path_of(const struct vgp_moves_input *in, int e, char *buf, size_t len)
 	return buf;
 }
 
-/* Entry e's vfio rows beyond its count: drop[i] for the plan rows that go back. */
 static int
-entry_drops(const struct vgp_moves_input *in, int e, bool *drop)
+add_beyond(struct vgp_moves *out, const char *addr)
+{
+	char(*nb)[VGP_ADDR_LEN] = realloc(out->beyond, (out->n_beyond + 1) * sizeof *nb);
+	if (nb == NULL)
+		return -1;
+	out->beyond = nb;
+	snprintf(nb[out->n_beyond++], VGP_ADDR_LEN, "%s", addr);
+	return 0;
+}
+
+/* Entry e's vfio rows beyond its count: drop[i] for the plan rows that go back; the kept ones past the count (on
+ * vfio-pci before the plugin) into out->beyond, the highest addresses. */
+static int
+entry_drops(const struct vgp_moves_input *in, int e, bool *drop, struct vgp_moves *out)
 {
 	const struct vgp_plan *plan = in->plan;
 	_cleanup_free_ size_t *rows = calloc(plan->n ? plan->n : 1, sizeof *rows);
@@ -175,8 +187,17 @@ entry_drops(const struct vgp_moves_input *in, int e, bool *drop)
 	if (n_rows <= (size_t) in->counts[e])
 		return 0;
 	choose_keep(in, rows, n_rows, (size_t) in->counts[e], keep, pool);
-	for (size_t k = 0; k < n_rows; k++)
+	size_t kept = 0;
+	for (size_t k = 0; k < n_rows; k++) {
 		drop[rows[k]] = !keep[k];
+		kept += keep[k];
+	}
+	for (size_t k = n_rows; k-- > 0 && kept > (size_t) in->counts[e];)
+		if (keep[k]) {
+			if (add_beyond(out, in->inv->devs[plan->gpus[rows[k]].dev].addr) < 0)
+				return -1;
+			kept--;
+		}
 	return 0;
 }
 
@@ -229,7 +250,7 @@ vgp_moves_compute(const struct vgp_moves_input *in, struct vgp_moves *out, vgp_e
 	if (drop == NULL)
 		goto oom;
 	for (size_t e = 0; e < in->n_counts; e++)
-		if (entry_drops(in, (int) e, drop) < 0)
+		if (entry_drops(in, (int) e, drop, out) < 0)
 			goto oom;
 	for (size_t i = 0; i < plan->n; i++)
 		if (row_moves(in, i, drop[i], out) < 0)
@@ -246,6 +267,7 @@ void
 vgp_moves_free(struct vgp_moves *m)
 {
 	free(m->m);
+	free(m->beyond);
 	memset(m, 0, sizeof *m);
 }
 
@@ -266,4 +288,13 @@ vgp_moves_find(const struct vgp_moves *m, const char *addr)
 		if (strcmp(m->m[i].addr, addr) == 0)
 			return &m->m[i];
 	return NULL;
+}
+
+bool
+vgp_moves_beyond(const struct vgp_moves *m, const char *addr)
+{
+	for (size_t i = 0; i < m->n_beyond; i++)
+		if (strcmp(m->beyond[i], addr) == 0)
+			return true;
+	return false;
 }

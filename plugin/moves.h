@@ -42,6 +42,10 @@ struct vgp_moves {
 	struct vgp_move *m;
 	size_t n;
 	size_t n_bind, n_serve, n_return;
+	char (*beyond)[VGP_ADDR_LEN]; /* GPUs that stay on vfio past their entry's count (only ones on vfio-pci before
+	                                 the plugin can be): served Unhealthy so kubelet hands out no more than the
+	                                 count; every other GPU that stays counts within it */
+	size_t n_beyond;
 };
 
 /* A GPU served now and under which resource. */
@@ -71,5 +75,6 @@ int vgp_moves_compute(const struct vgp_moves_input *in, struct vgp_moves *out, v
 void vgp_moves_free(struct vgp_moves *m);
 const char *vgp_move_kind_name(enum vgp_move_kind k); /* "bind" "serve" "return" */
 const struct vgp_move *vgp_moves_find(const struct vgp_moves *m, const char *addr);
+bool vgp_moves_beyond(const struct vgp_moves *m, const char *addr);
 
 #endif

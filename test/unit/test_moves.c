@@ -163,10 +163,25 @@ Test(moves, prebound_never_returned_prefers_the_plugins)
 	expect_moves("return 0000:03:00.0 (release), return 0000:04:00.0 (release)");
 	vgp_moves_free(&mv);
 	vgp_plan_free(&plan);
-	/* count 1 below the pre-bound ones: nothing to return (the second stays served, Unhealthy past the count) */
+	cr_assert_eq(mv.n_beyond, 0);
+	vgp_moves_free(&mv);
+	vgp_plan_free(&plan);
+	/* count 1 below the pre-bound ones: nothing to return (the others stay served, Unhealthy past the count) */
 	cfg.pt[0].count = 1;
 	compute(served4, 4, NULL, 0, NULL, 0);
 	expect_moves("");
+	cr_assert_eq(mv.n_beyond, 3);
+	cr_assert_not(vgp_moves_beyond(&mv, "0000:01:00.0"));
+	cr_assert(vgp_moves_beyond(&mv, "0000:04:00.0"));
+	vgp_moves_free(&mv);
+	vgp_plan_free(&plan);
+	/* 01 moved by the plugin, 02 pre-bound, count 1: 02 stays (within the count, Healthy), 01 goes back */
+	pf_inv_free(&inv);
+	pf_inv_init(&inv, true);
+	four("vfio-pci", "vfio-pci", "nvidia", "nvidia");
+	compute(served4, 2, moved4, 1, NULL, 0);
+	expect_moves("return 0000:01:00.0 (release)");
+	cr_assert_eq(mv.n_beyond, 0);
 }
 
 Test(moves, removed_entry_returns_all_and_unserves_prebound)
