@@ -395,9 +395,10 @@ void
 vgp_registrar_request(struct vgp_registrar *r, size_t i)
 {
 	pthread_mutex_lock(&r->mu);
-	if (i < r->n && !r->res[i].dropped) {
+	if (i < r->n) {
 		struct reg_state *s = &r->res[i];
 		bool was = s->registered;
+		s->dropped = false; /* served again */
 		s->gen++;
 		s->pending = true;
 		s->registered = false;

@@ -51,8 +51,8 @@ int vgp_registrar_start(struct vgp_registrar **out, const char *kubelet_dir, con
 			const char *const *endpoints, size_t n, vgp_error_t *err);
 /* Add a resource (copied) after the start; returns its index (registered after vgp_registrar_request), or -1. */
 int vgp_registrar_add(struct vgp_registrar *r, const char *resource, const char *endpoint, vgp_error_t *err);
-/* Resource i is no longer served (its socket is gone): never register it again; an attempt in flight is
- * disregarded. Kubelet drops a resource whose socket went away. */
+/* Resource i is no longer served (its socket is gone): not registered again until vgp_registrar_request(); an
+ * attempt in flight is disregarded. Kubelet drops a resource whose socket went away. */
 void vgp_registrar_drop(struct vgp_registrar *r, size_t i);
 /* (Re-)register resource i as soon as possible (backoff reset; it counts as unregistered until kubelet
  * answers). */

@@ -24,32 +24,12 @@
 #include <unistd.h>
 
 #include "health.h"
+#include "serve-internal.h"
 #include "hostfs.h"
 #include "log.h"
 #include "registration.h"
 #include "server.h"
 #include "util.h"
-
-#define MAX_HEALTH_FDS 4
-
-struct hmap { /* health index -> (resource, device) */
-	size_t res, dev;
-};
-
-struct serve {
-	const struct vgp_serve_opts *o;
-	struct vgp_served_resource *res; /* our copies (vfio-dev nodes filled, health set) */
-	size_t n_res;
-	struct hmap *hmap;
-	size_t n_h;
-	struct vgp_health *health;
-	struct vgp_server *srv;
-	struct vgp_registrar *reg;
-	int sfd, ifd, tfd;
-	struct vgp_sock_id kubelet;      /* kubelet.sock when last seen (ino 0 = absent) */
-	bool ready;
-	char reason[512];
-};
 
 /* ---- the device tables ---- */
 
@@ -76,8 +56,8 @@ cmp_str(const void *a, const void *b)
 
 /* iommufd: "/dev/vfio/devices/vfioN" for every function of the group, from <host-root>/sys/bus/pci/devices/
  * <member>/vfio-dev/vfioN (read once, at start). */
-static int
-read_vfio_dev_nodes(const char *host_root, struct vgp_served_dev *d, vgp_error_t *err)
+int
+serve_read_vfio_dev_nodes(const char *host_root, struct vgp_served_dev *d, vgp_error_t *err)
 {
 	const char *self[] = { d->addr };
 	const char *const *members = d->members != NULL && d->n_members > 0 ? (const char *const *) d->members : self;
@@ -119,7 +99,11 @@ static bool
 health_of(struct serve *s, size_t k, const struct vgp_served_dev *sd, char *why, size_t len)
 {
 	bool h = vgp_health_get(s->health, k, why, len);
-	if (h && sd->beyond_count) {
+	const char *drain = live_draining(s, sd->addr);
+	if (h && drain != NULL) {
+		snprintf(why, len, "draining (being given back): %s", drain);
+		h = false;
+	} else if (h && sd->beyond_count) {
 		snprintf(why, len, "beyond the configured count (kept on vfio-pci: raise the count, or release it)");
 		h = false;
 	}
@@ -141,6 +125,9 @@ build_tables(struct serve *s, vgp_error_t *err)
 	if (s->res == NULL)
 		return vgp_make_error(err, ENOMEM, "serve");
 	s->n_res = o->n_resources;
+	s->gone = calloc(o->n_resources ? o->n_resources : 1, sizeof *s->gone);
+	if (s->gone == NULL)
+		return vgp_make_error(err, ENOMEM, "serve");
 	for (size_t i = 0; i < o->n_resources; i++) {
 		const struct vgp_served_resource *src = &o->resources[i];
 		struct vgp_served_resource *r = &s->res[i];
@@ -166,10 +153,9 @@ build_tables(struct serve *s, vgp_error_t *err)
 				r->devs[k].n_vfio_dev_nodes++;
 			}
 			if (r->iommufd && r->devs[k].n_vfio_dev_nodes == 0 &&
-			    read_vfio_dev_nodes(o->host_root, &r->devs[k], err) < 0)
+			    serve_read_vfio_dev_nodes(o->host_root, &r->devs[k], err) < 0)
 				return -1;
 		}
-		s->n_h += src->n_devs;
 	}
 	return 0;
 }
@@ -177,11 +163,15 @@ build_tables(struct serve *s, vgp_error_t *err)
 /* ---- health ---- */
 
 static int
-open_health(struct serve *s, vgp_error_t *err)
+open_health(struct serve *s, bool quiet, vgp_error_t *err)
 {
-	_cleanup_free_ struct vgp_health_dev *hd = calloc(s->n_h ? s->n_h : 1, sizeof *hd);
+	_cleanup_free_ struct vgp_health_dev *hd = NULL;
 	size_t k = 0;
 
+	s->n_h = 0;
+	for (size_t i = 0; i < s->n_res; i++)
+		s->n_h += s->res[i].n_devs;
+	hd = calloc(s->n_h ? s->n_h : 1, sizeof *hd);
 	s->hmap = calloc(s->n_h ? s->n_h : 1, sizeof *s->hmap);
 	if (hd == NULL || s->hmap == NULL)
 		return vgp_make_error(err, ENOMEM, "serve");
@@ -200,10 +190,20 @@ open_health(struct serve *s, vgp_error_t *err)
 		char why[256];
 		struct vgp_served_dev *sd = &s->res[s->hmap[k].res].devs[s->hmap[k].dev];
 		sd->healthy = health_of(s, k, sd, why, sizeof why);
-		if (!sd->healthy)
+		if (!sd->healthy && !quiet)
 			log_warn("%s: %s is Unhealthy: %s", s->res[s->hmap[k].res].name, sd->addr, why);
 	}
 	return 0;
+}
+
+int
+serve_health_rebuild(struct serve *s, vgp_error_t *err)
+{
+	vgp_health_close(s->health);
+	s->health = NULL;
+	free(s->hmap);
+	s->hmap = NULL;
+	return open_health(s, true, err);
 }
 
 /* Push every device's health to the server; the server sends only on a change. */
@@ -218,7 +218,7 @@ refresh_vfio_dev_nodes(struct serve *s, size_t r, struct vgp_served_dev *sd)
 
 	sd->vfio_dev_nodes = NULL;
 	sd->n_vfio_dev_nodes = 0;
-	if (read_vfio_dev_nodes(s->o->host_root, sd, &err) < 0 ||
+	if (serve_read_vfio_dev_nodes(s->o->host_root, sd, &err) < 0 ||
 	    vgp_server_set_dev_nodes(s->srv, r, sd->addr, sd->vfio_dev_nodes, sd->n_vfio_dev_nodes) < 0) {
 		log_warn("%s: %s: keeping the old iommufd device nodes: %s", s->res[r].name, sd->addr,
 			 err ? err->msg : "out of memory");
@@ -234,8 +234,8 @@ refresh_vfio_dev_nodes(struct serve *s, size_t r, struct vgp_served_dev *sd)
 	free(old);
 }
 
-static void
-push_health(struct serve *s)
+void
+serve_push_health(struct serve *s)
 {
 	for (size_t k = 0; k < s->n_h; k++) {
 		char why[256] = "";
@@ -261,8 +261,8 @@ effective_interval(const struct vgp_serve_opts *o)
 	return o->reconcile_interval_ms > 0 ? o->reconcile_interval_ms : VGP_DEFAULT_RECONCILE_MS;
 }
 
-static void
-write_status(struct serve *s)
+void
+serve_write_status(struct serve *s)
 {
 	json_t *root, *arr;
 	char ts[40];
@@ -280,6 +280,8 @@ write_status(struct serve *s)
 	strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
 	arr = json_array();
 	for (size_t i = 0; i < s->n_res; i++) {
+		if (s->gone[i])
+			continue; /* given back whole: no socket, not registered */
 		bool reg = vgp_registrar_registered(s->reg, i);
 		size_t healthy = 0;
 		for (size_t d = 0; d < s->res[i].n_devs; d++)
@@ -289,13 +291,18 @@ write_status(struct serve *s)
 						     vgp_server_socket_path(s->srv, i), "registered", reg, "devices",
 						     (int) s->res[i].n_devs, "healthy", (int) healthy));
 	}
-	bool ready = s->ready && all_registered;
-	const char *reason = !s->ready ? s->reason : !all_registered ? "not registered with kubelet yet" : "";
+	char conv[1024];
+	bool converging = live_converging(s, conv, sizeof conv);
+	bool ready = s->ready && all_registered && !converging;
+	const char *reason = !s->ready ? s->reason : !all_registered ? "not registered with kubelet yet"
+						  : converging	    ? conv
+								    : "";
 	/* "updated" is for people; "monotonic_ms" (does not jump with the wall clock) and "interval_ms" are what
 	 * `health` judges staleness by: the timer branch rewrites the file every interval even when nothing changed */
 	root = json_pack("{s:i, s:s, s:I, s:i, s:b, s:s, s:o}", "pid", (int) getpid(), "updated", ts, "monotonic_ms",
 			 (json_int_t) mono.tv_sec * 1000 + mono.tv_nsec / 1000000, "interval_ms",
 			 effective_interval(s->o), "ready", ready, "reason", reason, "resources", arr);
+	json_object_set_new(root, "live", live_status_json(s));
 	text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(root);
 	if (text == NULL)
@@ -340,6 +347,8 @@ check_kubelet(struct serve *s)
 
 	for (size_t i = 0; i < s->n_res; i++) {
 		struct stat st;
+		if (s->gone[i])
+			continue;
 		if (lstat(vgp_server_socket_path(s->srv, i), &st) < 0 || !S_ISSOCK(st.st_mode))
 			restart_resource(s, i, "socket removed");
 		else if (new_kubelet && vgp_registrar_follow(s->reg, i, &now) == VGP_FOLLOW_REGISTER_AGAIN &&
@@ -383,7 +392,7 @@ run(struct serve *s, vgp_error_t *err)
 
 	if (vgp_mkdir_p(o->kubelet_dir, err) < 0)
 		return -1;
-	if (build_tables(s, err) < 0 || open_health(s, err) < 0)
+	if (build_tables(s, err) < 0 || open_health(s, false, err) < 0)
 		return -1;
 	if (vgp_server_new(&s->srv, o->kubelet_dir, s->res, s->n_res, err) < 0)
 		return -1;
@@ -423,22 +432,28 @@ run(struct serve *s, vgp_error_t *err)
 	its.it_value = its.it_interval;
 	if (timerfd_settime(s->tfd, 0, &its, NULL) < 0)
 		return vgp_make_error(err, errno, "timerfd");
-	n_hfds = vgp_health_fds(s->health, hfds, MAX_HEALTH_FDS);
-	if (n_hfds < 0)
-		n_hfds = 0;
 	if (!s->ready)
 		log_warn("not ready: %s", s->reason);
-	write_status(s);
+	if (live_start(s, err) < 0)
+		return -1;
+	serve_write_status(s);
 
 	for (;;) {
-		struct pollfd pfd[4 + MAX_HEALTH_FDS];
+		struct pollfd pfd[4 + 2 * MAX_HEALTH_FDS];
+		int lfds[MAX_HEALTH_FDS], n_lfds, first_live;
 		size_t np = 0;
 		pfd[np++] = (struct pollfd) { .fd = s->sfd, .events = POLLIN };
 		pfd[np++] = (struct pollfd) { .fd = s->ifd, .events = POLLIN };
 		pfd[np++] = (struct pollfd) { .fd = s->tfd, .events = POLLIN };
 		pfd[np++] = (struct pollfd) { .fd = vgp_registrar_fd(s->reg), .events = POLLIN };
+		/* the health watcher is re-opened when the live re-split changes the tables: ask every time */
+		n_hfds = vgp_health_fds(s->health, hfds, MAX_HEALTH_FDS);
 		for (int k = 0; k < n_hfds; k++)
 			pfd[np++] = (struct pollfd) { .fd = hfds[k], .events = POLLIN };
+		first_live = (int) np;
+		n_lfds = live_fds(s, lfds, MAX_HEALTH_FDS);
+		for (int k = 0; k < n_lfds; k++)
+			pfd[np++] = (struct pollfd) { .fd = lfds[k], .events = POLLIN };
 		if (poll(pfd, np, -1) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -446,10 +461,10 @@ run(struct serve *s, vgp_error_t *err)
 		}
 		if (pfd[0].revents & POLLIN) {
 			struct signalfd_siginfo si;
-			bool stop = false;
+			bool stop = false, hup = false;
 			while (read(s->sfd, &si, sizeof si) == (ssize_t) sizeof si) {
 				if (si.ssi_signo == SIGHUP) {
-					log_info("SIGHUP ignored");
+					hup = true;
 					continue;
 				}
 				log_info("%s: stopping (the GPUs stay bound to vfio-pci)", strsignal((int) si.ssi_signo));
@@ -457,11 +472,16 @@ run(struct serve *s, vgp_error_t *err)
 			}
 			if (stop)
 				return 0;
+			if (hup)
+				live_sighup(s);
 		}
 		bool changed = false;
-		for (size_t k = 4; k < np; k++)
+		for (int k = 4; k < first_live; k++)
 			if (pfd[k].revents & (POLLIN | POLLERR))
 				changed = vgp_health_process(s->health, pfd[k].fd) > 0 || changed;
+		for (size_t k = (size_t) first_live; k < np; k++)
+			if (pfd[k].revents & (POLLIN | POLLERR))
+				live_process(s, pfd[k].fd);
 		if (pfd[1].revents & POLLIN)
 			drain_inotify(s);
 		if (pfd[2].revents & POLLIN) {
@@ -470,17 +490,19 @@ run(struct serve *s, vgp_error_t *err)
 				log_debug("timerfd: %s", strerror(errno));
 			changed = vgp_health_reconcile(s->health) > 0 || changed;
 			check_kubelet(s);
-			write_status(s); /* also refreshes "updated" */
+			live_tick(s);
+			serve_write_status(s); /* also refreshes "updated" */
 		}
 		if (changed) {
-			push_health(s);
-			write_status(s);
+			serve_push_health(s);
+			live_tick(s); /* a group closed or a GPU changed driver: a draining GPU may be free now */
+			serve_write_status(s);
 		}
 		if (pfd[3].revents & POLLIN) {
 			uint64_t v;
 			if (read(vgp_registrar_fd(s->reg), &v, sizeof v) < 0 && errno != EAGAIN)
 				log_debug("eventfd: %s", strerror(errno));
-			write_status(s);
+			serve_write_status(s);
 		}
 	}
 }
@@ -488,7 +510,7 @@ run(struct serve *s, vgp_error_t *err)
 int
 vgp_serve_run(const struct vgp_serve_opts *o, vgp_error_t *err)
 {
-	struct serve s = { .o = o, .sfd = -1, .ifd = -1, .tfd = -1, .ready = o->ready };
+	struct serve s = { .o = o, .sfd = -1, .ifd = -1, .tfd = -1, .dfd = -1, .ready = o->ready };
 	sigset_t mask, old;
 	int ret;
 
@@ -512,9 +534,14 @@ vgp_serve_run(const struct vgp_serve_opts *o, vgp_error_t *err)
 	vgp_registrar_stop(s.reg);
 	vgp_server_free(s.srv);
 	vgp_health_close(s.health);
+	live_stop(&s);
 	if (o->status_file != NULL && s.srv != NULL)
 		unlink(o->status_file);
 	free_tables(s.res, s.n_res);
+	free(s.gone);
+	for (size_t i = 0; i < s.n_owned; i++)
+		free(s.owned[i]);
+	free(s.owned);
 	free(s.hmap);
 	if (s.tfd >= 0)
 		close(s.tfd);
@@ -626,8 +653,11 @@ vgp_status_check(const char *status_file, const char *kubelet_dir, bool need_rea
 		snprintf(msg, len, "not ready: %s", why && *why ? why : "unknown");
 		goto out;
 	}
-	snprintf(msg, len, "%s: pid %lld, %zu resources served%s", need_ready ? "ready" : "alive", (long long) pid,
-		 json_array_size(arr), need_ready ? " and registered" : "");
+	json_t *live = json_object_get(root, "live");
+	const char *cfg_err = json_string_value(json_object_get(live, "config_error"));
+	snprintf(msg, len, "%s: pid %lld, %zu resources served%s%s%s", need_ready ? "ready" : "alive", (long long) pid,
+		 json_array_size(arr), need_ready ? " and registered" : "",
+		 cfg_err ? "; the newest config was rejected (the running split stays): " : "", cfg_err ? cfg_err : "");
 	ret = 0;
 out:
 	json_decref(root);

@@ -8,6 +8,7 @@
 
 #include "allocate.h"
 #include "error.h"
+#include "vfio.h"
 
 #define VGP_DEFAULT_RECONCILE_MS 5000
 /* `health` fails once the status file is older than max(3 intervals, this): see vgp_status_stale_ms */
@@ -26,9 +27,17 @@ struct vgp_serve_opts {
 	size_t n_resources;
 	bool ready;                   /* false after a shortfall or a stuck GPU: serve what exists, report not ready */
 	const char *not_ready_reason; /* shown in the status file when !ready */
+	/* The live re-split (issue 13). engine: the engine options of the start (host root, state file, pci.ids,
+	 * timeouts, the config in force and its effective list); NULL = no re-split (tests of the loop alone).
+	 * config_path: the --config file, followed (its directory under inotify) and re-read on SIGHUP; NULL = the
+	 * selection came from flags (SIGHUP then only re-checks the node). node_name: for nodes[] entries. */
+	const struct vgp_engine_opts *engine;
+	const char *config_path;
+	const char *node_name;
+	const char *pod_resources_socket; /* kubelet's PodResources API: a GPU goes back only when no pod has it */
 };
 
-/* Serve until SIGTERM or SIGINT (SIGHUP is ignored): then stop serving, remove our sockets and return 0 (within
+/* Serve until SIGTERM or SIGINT (SIGHUP re-reads the config and converges): then stop serving, remove our sockets and return 0 (within
  * 2 s). The GPUs stay bound. Returns -1 with *err filled when serving cannot start (socket path, directory,
  * health watch). Blocks SIGTERM/SIGINT/SIGHUP in the calling thread (signalfd) for its duration.
  * Calls grpc_init/grpc_shutdown itself: the process's last grpc_shutdown happens before it returns. */

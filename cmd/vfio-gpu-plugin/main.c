@@ -550,6 +550,8 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 			.reconcile_interval_ms = (int) (o->reconcile_interval * 1000),
 			.resources = table.res, .n_resources = table.n,
 			.ready = not_ready == NULL, .not_ready_reason = not_ready,
+			.engine = &s.eo, .config_path = o->config, .node_name = o->node_name,
+			.pod_resources_socket = o->pod_resources_socket,
 		};
 		if (table.n == 0)
 			log_warn("no passthrough resource on this node: nothing to serve (waiting for SIGTERM)");
