@@ -117,7 +117,7 @@ done
 [ "$n_vfio" = 3 ] || fail "a GPU was given back without PodResources ($n_vfio on vfio-pci)"
 rs_pods ""
 rs_pods_start "$R"
-rs_wait_status 'st["ready"] and st["live"]["draining"] == [] and st["resources"][0]["devices"] == 2'
+rs_wait_status 'st["live"]["draining"] == [] and st["resources"][0]["devices"] == 2 and not st["reason"].startswith("converging")'
 vgp_check_consistent "$R"
 ok "PodResources socket missing: nothing returned (draining with that reason) until it answers"
 vgp_serve_stop
