@@ -5,7 +5,8 @@
 # and snd_hda_intel drivers, one held open by dcgm-exporter) and a simulated kernel that applies the driver
 # core's semantics to sysfs writes. `vfio-gpu-plugin serve` sends 4 of the GPUs to vfio-pci and serves them;
 # a fake kubelet registers it, lists the devices and allocates 2, as kubelet does for a KubeVirt VM's
-# virt-launcher pod. Everything happens in a temporary directory and a private network namespace (the simulated
+# virt-launcher pod. Then the config's count changes while serve runs (4 -> 2 -> 3): serve gives two GPUs back to
+# nvidia and later binds one more, with the node state after each. Everything happens in a temporary directory and a private network namespace (the simulated
 # kernel's uevents never reach this machine's udev); nothing on this machine is touched. Exits 0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -93,7 +94,12 @@ mapfile -t GPUS < <(vgp --config "$T/config.json" plan --json |
 ALLOC="${GPUS[0]},${GPUS[1]}"
 
 stage "5. vfio-gpu-plugin serve: binds 3 more, then serves the 4 as nvidia.com/AD102GL_L40S to kubelet"
-mkdir -p "$KDIR"
+mkdir -p "$KDIR" "$NODE/var/lib/kubelet/pod-resources"
+# kubelet's PodResources API (no pod has a GPU yet): a GPU goes back to its driver only when no pod has it
+: >"$T/pods"
+"$BIN/fake-podresources" --socket "$NODE/var/lib/kubelet/pod-resources/kubelet.sock" --answer "$T/pods" \
+	>"$T/pods.log" 2>&1 &
+PIDS+=($!)
 "$BIN/fake-kubelet" --dir "$KDIR" --timeout 60 --quiet-lists --wait-register 1 --expect-devices 4 \
 	--allocate "$ALLOC" >"$T/kubelet.json" 2>"$T/kubelet.err" &
 KUBELET=$!
@@ -139,5 +145,42 @@ PY
 
 stage "8. For KubeVirt: vfio-gpu-plugin kubevirt-config"
 vgp --config "$T/config.json" kubevirt-config
+
+# the live re-split: the config file changes (as kubelet updates a ConfigMap volume), serve follows it
+node_state() {
+	python3 - "$T/status.json" <<'PY'
+import json, sys
+st = json.load(open(sys.argv[1]))
+for r in st["resources"]:
+    print("  served to kubelet: %s: %d devices, %d Healthy" % (r["name"], r["devices"], r["healthy"]))
+print("  status: %s" % ("ready" if st["ready"] else st["reason"]))
+PY
+	for d in "$NODE"/sys/bus/pci/devices/*.0; do
+		[ "$(cut -c3-6 "$d/class")" = 0302 ] || continue
+		printf '  %s  driver %s\n' "$(basename "$d")" "$(basename "$(readlink "$d/driver")")"
+	done
+}
+change_count() { # N
+	local mark
+	mark=$(wc -l <"$T/serve.log")
+	sed "s/\"count\": [0-9]*/\"count\": $1/" "$T/config.json" >"$T/config.json.new"
+	mv "$T/config.json.new" "$T/config.json"
+	for _ in $(seq 200); do
+		python3 -c 'import json,sys; st=json.load(open(sys.argv[1])); r=st["resources"][0]
+sys.exit(0 if r["healthy"] == int(sys.argv[2]) and not st["live"]["draining"] and st["live"]["applied"] >= int(sys.argv[3]) else 1)' \
+			"$T/status.json" "$1" "$2" 2>/dev/null && break
+		sleep 0.1
+	done
+	tail -n +$((mark + 1)) "$T/serve.log" | grep -E 'config .*applied|bound|given back|now served|to be given back' |
+		sed 's/^[^ ]* [a-z]*: /  plugin: /'
+}
+
+stage "9. Live re-split: the config's count 4 -> 2 (no restart; the 2 GPUs no pod has go back to nvidia)"
+change_count 2 1
+node_state
+
+stage "10. Live re-split: the count 2 -> 3 (one more GPU bound and served on the open connection)"
+change_count 3 2
+node_state
 
 stage "Done. The plugin is stopped with SIGTERM; the GPUs stay bound (only 'release' gives them back)."

@@ -1,7 +1,7 @@
 #!/bin/bash
 # demo.sh — `make demo` (hack/demo.sh), the README's first command, keeps working: it exits 0, binds exactly the
-# planned GPUs on its simulated node, and shows the Allocate response and the KubeVirt snippet; it leaves nothing
-# behind in /tmp.
+# planned GPUs on its simulated node, and shows the Allocate response and the KubeVirt snippet, then one live
+# re-split (count 4 -> 2 -> 3) with the node state after each; it leaves nothing behind in /tmp.
 set -u
 [ "$(id -u)" = 0 ] || { echo "needs root (mknod, unshare -n)"; exit 77; }
 before=$(ls -d /tmp/vgp-demo.* 2>/dev/null | wc -l)
@@ -12,11 +12,20 @@ echo "$out"
 fail() { echo "FAIL: $*"; exit 1; }
 grep -q '0000:a4:00.0 .*passthrough .*already on vfio-pci' <<<"$out" || fail "the plan does not count the GPU already on vfio-pci"
 grep -q '0000:62:00.0 .*ineligible .*busy: held by pid 4242 (dcgm-exporter)' <<<"$out" || fail "the busy GPU is not skipped"
-[ "$(grep -c 'bound 0000:..:00.0 (+0000:..:00.1) to vfio-pci' <<<"$out")" = 3 ] || fail "expected 3 GPUs bound"
+[ "$(sed -n '/== 5\./,/== 6\./p' <<<"$out" | grep -c 'bound 0000:..:00.0 (+0000:..:00.1) to vfio-pci')" = 3 ] \
+	|| fail "expected 3 GPUs bound by serve"
 [ "$(grep -c '^  device 0000:.*Healthy' <<<"$out")" = 4 ] || fail "expected 4 Healthy devices advertised"
 grep -Eq 'env +PCI_RESOURCE_NVIDIA_COM_AD102GL_L40S=0000:[0-9a-f:.]+,0000:[0-9a-f:.]+$' <<<"$out" || fail "no Allocate env"
 grep -q 'device /dev/vfio/vfio (mrw)' <<<"$out" || fail "no /dev/vfio/vfio in Allocate"
 grep -q 'pciVendorSelector: "10DE:26B9"' <<<"$out" || fail "no KubeVirt snippet"
+s9=$(sed -n '/== 9\./,/== 10\./p' <<<"$out")
+s10=$(sed -n '/== 10\./,/== Done/p' <<<"$out")
+[ "$(grep -c 'given back to its original driver' <<<"$s9")" = 2 ] || fail "4 -> 2: expected 2 GPUs given back"
+grep -q 'served to kubelet: nvidia.com/AD102GL_L40S: 2 devices, 2 Healthy' <<<"$s9" || fail "4 -> 2: not 2 served"
+[ "$(grep -c 'driver vfio-pci' <<<"$s9")" = 2 ] || fail "4 -> 2: not 2 GPUs on vfio-pci"
+[ "$(grep -c 'bound 0000:..:00.0 (+0000:..:00.1) to vfio-pci' <<<"$s10")" = 1 ] || fail "2 -> 3: expected 1 GPU bound"
+grep -q 'served to kubelet: nvidia.com/AD102GL_L40S: 3 devices, 3 Healthy' <<<"$s10" || fail "2 -> 3: not 3 served"
+[ "$(grep -c 'driver vfio-pci' <<<"$s10")" = 3 ] || fail "2 -> 3: not 3 GPUs on vfio-pci"
 after=$(ls -d /tmp/vgp-demo.* 2>/dev/null | wc -l)
 [ "$after" = "$before" ] || fail "the demo left its temporary directory behind"
 echo "ok: make demo"
