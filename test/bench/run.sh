@@ -17,6 +17,10 @@
 #   idle                 utime+stime and voluntary+nonvoluntary context switches of every thread
 #                        (/proc/PID/task/*/status) over BENCH_IDLE_SECONDS (default 60), plugin and floor side by
 #                        side; "growth" = CPU of the second half minus the first
+#   live re-split        a demo8 node under the simulated kernel (GPUs start on nvidia), serve following its config
+#                        file: the config renamed over (bench-client stamp) to the first list at the fake kubelet
+#                        with the new device count, count 2 -> 3 (1 GPU bound and added) and 3 -> 2 (1 idle GPU
+#                        released and dropped); x5 each, medians
 # Env: VGP_BIN (default bin), BENCH_OUT, BENCH_IDLE_SECONDS, BENCH_CALLS (default 10000).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -32,7 +36,7 @@ if [ -z "${VGP_BENCH_NETNS:-}" ]; then
 	export VGP_BENCH_NETNS=1
 	exec unshare -n bash "$0" "$@"
 fi
-for t in vfio-gpu-plugin fake-kubelet bench-client null-dp; do
+for t in vfio-gpu-plugin fake-kubelet bench-client null-dp fake-podresources; do
 	[ -x "$BIN/$t" ] || { echo "bench: no $BIN/$t (make all)" >&2; exit 1; }
 done
 
@@ -180,14 +184,55 @@ print(" ".join("%.3f" % x for x in out))
 EOF
 rereg=$(cat "$T/rereg")
 
+log "live re-split: config change -> the new list at kubelet (1 GPU added, 1 idle GPU returned) x5"
+# a node whose GPUs start on nvidia (the simulated kernel moves them), serve following its config file
+RS=$T/rsnode
+python3 hack/simnode.py "$RS" --preset demo8 >/dev/null
+python3 test/sim/simkernel.py "$RS" 2>"$T/rssim.log" &
+PIDS+=($!)
+for i in $(seq 200); do [ -e "$RS/.sim/ready" ] && break; sleep 0.025; done
+mkdir -p "$RS/var/lib/kubelet/pod-resources" "$T/rscfg"
+: >"$T/rspods"
+"$BIN/fake-podresources" --socket "$RS/var/lib/kubelet/pod-resources/kubelet.sock" --answer "$T/rspods" \
+	>/dev/null 2>&1 &
+PIDS+=($!)
+rs_cfg() { printf '{"passthrough": [{"match": {"devices": ["26b9"]}, "count": %s}]}\n' "$1" >"$T/rscfg/new.json"; }
+rs_cfg 2
+mv "$T/rscfg/new.json" "$T/rscfg/config.json"
+fk_start "$T/rsk" "$T/rsk.out"
+"$BIN/vfio-gpu-plugin" --host-root "$RS" --pci-ids test/fixtures/pci.ids --kubelet-dir "$T/rsk" \
+	--config "$T/rscfg/config.json" --status-file "$T/rsstatus.json" serve 2>>"$T/rsplugin.log" &
+PIDS+=($!)
+wait_event "$T/rsk.out" list 1
+rs_add=() rs_ret=()
+# the first list at kubelet after the change stamp with N devices: ms from the stamp
+rs_sample() { # N
+	local i n_lists
+	n_lists=$(grep -c '"event":"list"' "$T/rsk.out")
+	rs_cfg "$1"
+	"$BIN/bench-client" stamp "$T/rs.ms" "$(command -v mv)" "$T/rscfg/new.json" "$T/rscfg/config.json"
+	for i in $(seq 2400); do
+		jget "$T/rsk.out" '[x for x in e if x["event"]=="list"][-1]["t_mono_ms"] - float(open("'"$T/rs.ms"'").read()) if len([x for x in e if x["event"]=="list"]) > '"$n_lists"' and len([x for x in e if x["event"]=="list"][-1]["devices"]) == '"$1"' else ""' \
+			>"$T/rs.val" 2>/dev/null || true
+		[ -s "$T/rs.val" ] && [ "$(cat "$T/rs.val")" != "" ] && { cat "$T/rs.val"; return 0; }
+		sleep 0.025
+	done
+	echo "live re-split: no list with $1 devices" >&2; tail -n 20 "$T/rsplugin.log" >&2; exit 1
+}
+for i in 1 2 3 4 5; do
+	rs_add+=("$(rs_sample 3)")
+	rs_ret+=("$(rs_sample 2)")
+done
+
 mkdir -p "$(dirname "$OUTJSON")"
 python3 - "$T" "$OUTJSON" "$CALLS" "$IDLE" \
 	"${s8[*]}" "${s64[*]}" "${s256[*]}" "$f_start" "$rereg" \
 	"$p_rss_reg $p_hwm_reg $p_thr_reg $p_anon_reg" "$p_rss_a1 $p_hwm_a1 $p_thr_a1 $p_anon_a1" "$p_rss_a8 $p_hwm_a8 $p_thr_a8 $p_anon_a8" \
 	"$f_rss_reg $f_hwm_reg $f_thr_reg $f_anon_reg" "$f_rss_a1 $f_hwm_a1 $f_thr_a1 $f_anon_a1" "$f_rss_a8 $f_hwm_a8 $f_thr_a8 $f_anon_a8" \
-	"$(getconf CLK_TCK)" "$(nproc)" <<'EOF'
+	"$(getconf CLK_TCK)" "$(nproc)" "${rs_add[*]}" "${rs_ret[*]}" <<'EOF'
 import json, os, statistics, sys
-(T, out, calls, idle, s8, s64, s256, f_start, rereg, p_reg, p_a1, p_a8, f_reg, f_a1, f_a8, tck, ncpu) = sys.argv[1:]
+(T, out, calls, idle, s8, s64, s256, f_start, rereg, p_reg, p_a1, p_a8, f_reg, f_a1, f_a8, tck, ncpu, rs_add,
+ rs_ret) = sys.argv[1:]
 calls, idle, tck = int(calls), int(idle), int(tck)
 fl = lambda s: [float(x) for x in s.split()]
 med = lambda s: statistics.median(fl(s))
@@ -211,6 +256,8 @@ R = {
         "memory_after_registration": mem(p_reg), "memory_after_allocate_1": mem(p_a1),
         "memory_after_allocate_8": mem(p_a8),
         "idle": idl("idle.plugin"),
+        "resplit_add_1_ms": fl(rs_add), "resplit_add_1_median_ms": med(rs_add),
+        "resplit_return_1_ms": fl(rs_ret), "resplit_return_1_median_ms": med(rs_ret),
     },
     "floor": {
         "start_to_registered_ms": float(f_start),
@@ -254,6 +301,8 @@ row("start-to-registered 8 GPUs (median)", P["start_to_registered_median_ms"]["8
 row("start-to-registered 64 GPUs (median)", P["start_to_registered_median_ms"]["64"], F["start_to_registered_ms"], " ms", "%.2f")
 row("start-to-registered 256 GPUs (median)", P["start_to_registered_median_ms"]["256"], F["start_to_registered_ms"], " ms", "%.2f")
 row("re-registration after kubelet restart (median)", P["reregistration_median_ms"], None, " ms", "%.2f")
+row("live re-split: config change -> list, 1 GPU added (median)", P["resplit_add_1_median_ms"], None, " ms", "%.1f")
+row("live re-split: config change -> list, 1 idle GPU returned (median)", P["resplit_return_1_median_ms"], None, " ms", "%.1f")
 for lab, k in (("after registration", "memory_after_registration"), ("after %d Allocates (1 GPU)" % calls, "memory_after_allocate_1"),
                ("after %d more (8 GPUs)" % calls, "memory_after_allocate_8")):
     row("VmRSS " + lab, P[k]["rss_kb"] / 1024, F[k]["rss_kb"] / 1024, " MB", "%.2f")

@@ -408,9 +408,9 @@ stream_thread(void *arg)
 					st->list = l;
 					st->updates++;
 					if (st->idx == 0 && !quiet_lists && !st->p->stale)
-						emit(json_pack("{s:s, s:s, s:i, s:i, s:o}", "event", "list", "resource",
+						emit(json_pack("{s:s, s:s, s:i, s:i, s:o, s:f}", "event", "list", "resource",
 							       st->p->resource, "stream", st->idx, "update", st->updates,
-							       "devices", list_json(l)));
+							       "devices", list_json(l), "t_mono_ms", now_ms()));
 				}
 				stream_recv(st, false);
 			}
