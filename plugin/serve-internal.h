@@ -67,6 +67,22 @@ void serve_write_status(struct serve *s);
 int serve_health_rebuild(struct serve *s, vgp_error_t *err);
 int serve_read_vfio_dev_nodes(const char *host_root, struct vgp_served_dev *d, vgp_error_t *err);
 
+/* serve_live.c: the tables */
+bool live_served_at(const struct serve *s, const char *addr, size_t *ri, size_t *ki);
+/* after devices were added or removed: health re-opened, changed resources' lists sent (touched[i]), emptied
+ * resources unregistered (socket removed) */
+void live_commit_tables(struct serve *s, const bool *touched, size_t n_touched);
+
+/* serve_drain.c */
+struct vgp_pod_devices;
+struct drain *live_drain_find(struct serve *s, const char *addr);
+/* re-arm the close-event watch on the draining groups' device nodes */
+void live_drain_watch(struct serve *s);
+/* kubelet's pod assignments now; -1 with why (nothing may be given back then) */
+int live_pods_now(struct serve *s, struct vgp_pod_devices *p, char *why, size_t len);
+/* NVIDIA's device plugin after `moved` GPUs moved (what: the sentence for the log) */
+void live_tell_nvidia(struct serve *s, size_t moved, const char *what);
+
 /* serve_live.c */
 int live_start(struct serve *s, vgp_error_t *err);
 void live_stop(struct serve *s);

@@ -5,7 +5,8 @@
  * untouched); GPUs to give back (moves.h decides which) are Unhealthy at once and released (vgp_release, never
  * forced) only when kubelet's PodResources lists no container with them and no process holds their group's
  * /dev/vfio nodes, re-checked every reconcile and on close events of those nodes. A resource with no GPUs left is
- * unregistered (its socket removed). NVIDIA's device plugin is told (SIGHUP) or warned about, as configured. */
+ * unregistered (its socket removed). NVIDIA's device plugin is told (SIGHUP) or warned about, as configured.
+ * This file owns the config, the converge step and the table changes; serve_drain.c the GPUs being given back. */
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
@@ -19,7 +20,6 @@
 #include "hostfs.h"
 #include "log.h"
 #include "moves.h"
-#include "nvidia_signal.h"
 #include "pci.h"
 #include "podresources.h"
 #include "resplit.h"
@@ -53,8 +53,8 @@ res_index(const struct serve *s, const char *name)
 	return -1;
 }
 
-static bool
-served_at(const struct serve *s, const char *addr, size_t *ri, size_t *ki)
+bool
+live_served_at(const struct serve *s, const char *addr, size_t *ri, size_t *ki)
 {
 	for (size_t i = 0; i < s->n_res; i++)
 		for (size_t k = 0; k < s->res[i].n_devs; k++)
@@ -143,21 +143,10 @@ add_dev(struct serve *s, size_t i, const struct vgp_served_dev *src, vgp_error_t
 	return 0;
 }
 
-static void
-remove_dev(struct serve *s, size_t i, size_t k)
-{
-	struct vgp_served_resource *r = &s->res[i];
-	for (size_t v = 0; v < r->devs[k].n_vfio_dev_nodes; v++)
-		free(r->devs[k].vfio_dev_nodes[v]);
-	free(r->devs[k].vfio_dev_nodes);
-	memmove(&r->devs[k], &r->devs[k + 1], (r->n_devs - k - 1) * sizeof *r->devs);
-	r->n_devs--;
-}
-
 /* After devices were added or removed: health re-opened, the changed resources' lists sent, emptied resources
  * unregistered. */
-static void
-commit_tables(struct serve *s, const bool *touched, size_t n_touched)
+void
+live_commit_tables(struct serve *s, const bool *touched, size_t n_touched)
 {
 	_cleanup_error_ vgp_error_t err = NULL;
 
@@ -183,228 +172,147 @@ commit_tables(struct serve *s, const bool *touched, size_t n_touched)
 	serve_push_health(s);
 }
 
-/* ---- draining ---- */
+/* ---- converge ---- */
 
-static struct drain *
-drain_find(struct serve *s, const char *addr)
-{
-	for (size_t i = 0; i < s->n_drain; i++)
-		if (strcmp(s->drain[i].addr, addr) == 0)
-			return &s->drain[i];
-	return NULL;
-}
-
-const char *
-live_draining(const struct serve *s, const char *addr)
-{
-	for (size_t i = 0; i < s->n_drain; i++)
-		if (strcmp(s->drain[i].addr, addr) == 0)
-			return s->drain[i].now[0] ? s->drain[i].now : s->drain[i].why;
-	return NULL;
-}
-
-static void
-drain_set_now(struct drain *d, const char *now)
-{
-	if (strcmp(d->now, now) == 0)
-		return;
-	snprintf(d->now, sizeof d->now, "%.*s", (int) sizeof d->now - 1, now);
-	log_info("%s: draining (%s): waiting: %s", d->addr, d->why, now);
-}
-
-/* Close events of the draining groups' device nodes wake the loop (a VM that ends closes them). */
-static void
-drain_watch(struct serve *s)
-{
-	if (s->dfd >= 0)
-		close(s->dfd);
-	s->dfd = -1;
-	if (s->n_drain == 0)
-		return;
-	s->dfd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (s->dfd < 0)
-		return;
-	for (size_t j = 0; j < s->n_drain; j++) {
-		size_t i, k;
-		char path[PATH_MAX];
-		if (!served_at(s, s->drain[j].addr, &i, &k))
-			continue;
-		const struct vgp_served_dev *d = &s->res[i].devs[k];
-		if (vgp_host_path(path, sizeof path, s->o->host_root, "/dev/vfio/%d", d->group) == 0)
-			inotify_add_watch(s->dfd, path, IN_CLOSE_WRITE | IN_CLOSE_NOWRITE);
-		for (size_t v = 0; v < d->n_vfio_dev_nodes; v++)
-			if (vgp_host_path(path, sizeof path, s->o->host_root, "%s", d->vfio_dev_nodes[v]) == 0)
-				inotify_add_watch(s->dfd, path, IN_CLOSE_WRITE | IN_CLOSE_NOWRITE);
-	}
-}
-
-/* Processes holding the group's /dev/vfio/<group> or one of its /dev/vfio/devices/vfioN: text into buf, count. */
+/* The engine binds what the config in force wants; the GPUs it could not move are counted in to_bind. Returns the
+ * number bound now. */
 static size_t
-group_holders(const struct serve *s, const struct vgp_served_dev *d, char *buf, size_t len)
+bind_step(struct serve *s, struct vgp_engine_report *rep, vgp_error_t *err)
 {
-	char path[PATH_MAX];
-	size_t total = 0, off = 0;
+	size_t bound = 0;
+	int r;
 
-	buf[0] = '\0';
-	for (size_t v = 0; v <= d->n_vfio_dev_nodes; v++) {
-		struct stat st;
-		struct vgp_holder *h = NULL;
-		size_t n = 0;
-		_cleanup_error_ vgp_error_t err = NULL;
-		char who[256], item[PATH_MAX + 300];
-		int r = v == 0 ? vgp_host_path(path, sizeof path, s->o->host_root, "/dev/vfio/%d", d->group)
-			       : vgp_host_path(path, sizeof path, s->o->host_root, "%s", d->vfio_dev_nodes[v - 1]);
-		if (r < 0 || stat(path, &st) < 0 || !S_ISCHR(st.st_mode))
+	s->to_bind = 0;
+	s->bind_error[0] = '\0';
+	r = vgp_bind(&s->eo, rep, err);
+	for (size_t i = 0; i < rep->n; i++) {
+		const struct vgp_gpu_result *g = &rep->r[i];
+		if (g->outcome == VGP_OUT_BOUND) {
+			bound++;
 			continue;
-		if (vgp_rdev_holders(s->o->host_root, (unsigned long) st.st_rdev, &h, &n, &err) < 0) {
-			snprintf(buf, len, "holders of %.200s unknown: %.500s", path, err->msg);
-			return 1; /* never give a GPU back on a guess */
 		}
-		if (n > 0) {
-			vgp_holders_text(h, n, who, sizeof who);
-			snprintf(item, sizeof item, "%s is open by %s",
-				 v == 0 ? (snprintf(path, sizeof path, "/dev/vfio/%d", d->group), path)
-					: d->vfio_dev_nodes[v - 1],
-				 who);
-			vgp_list_append(buf, len, &off, item);
+		if (g->outcome == VGP_OUT_PASSTHROUGH)
+			continue;
+		if (g->outcome == VGP_OUT_SKIPPED_BUSY) { /* busy policy skip: another GPU was chosen */
+			log_info("%s %s: %s", g->addr, vgp_outcome_name(g->outcome), g->msg ? g->msg : "");
+			continue;
 		}
-		total += n;
-		free(h);
+		s->to_bind++;
+		log_warn("%s %s%s%s", g->addr, vgp_outcome_name(g->outcome), g->msg ? ": " : "", g->msg ? g->msg : "");
+		if (s->bind_error[0] == '\0')
+			snprintf(s->bind_error, sizeof s->bind_error, "%s %s: %s", g->addr, vgp_outcome_name(g->outcome),
+				 g->msg ? g->msg : "");
 	}
-	return total;
+	if (r < 0 && s->bind_error[0] == '\0' && *err != NULL)
+		snprintf(s->bind_error, sizeof s->bind_error, "%s", (*err)->msg);
+	return bound;
 }
 
-/* NVIDIA's device plugin after GPUs moved either way: SIGHUP when configured, else today's warning. */
+/* A return move: the GPU drains (Unhealthy from now on). */
 static void
-tell_nvidia(struct serve *s, size_t moved, const char *what)
+drain_move(struct serve *s, const struct vgp_move *x)
 {
-	char msg[2048], socks[512];
-	_cleanup_error_ vgp_error_t err = NULL;
-	const struct vgp_config *cfg = s->eo.cfg;
-
-	if (moved == 0)
-		return;
-	if (cfg != NULL && cfg->nvidia_on_change == VGP_NVIDIA_SIGNAL) {
-		if (vgp_nvidia_signal(s->o->host_root, s->o->kubelet_dir, msg, sizeof msg, &err) < 0)
-			log_warn("NVIDIA device plugin: cannot look for its process: %s", err->msg);
-		else
-			log_info("NVIDIA device plugin (nvidiaDevicePlugin.onChange signal, after %s): %s", what, msg);
-		return;
+	struct drain *d = live_drain_find(s, x->addr);
+	if (d == NULL) {
+		struct drain *nd = realloc(s->drain, (s->n_drain + 1) * sizeof *nd);
+		if (nd == NULL)
+			return;
+		s->drain = nd;
+		d = &nd[s->n_drain++];
+		memset(d, 0, sizeof *d);
+		snprintf(d->addr, sizeof d->addr, "%s", x->addr);
+		log_info("%s: %s to be given back (%s): Unhealthy now, %s when idle", x->resource, x->addr, x->reason,
+			 x->release ? "released to its original driver" : "unserved (stays on vfio-pci)");
 	}
-	if (vgp_nvidia_plugin_sockets(s->o->kubelet_dir, socks, sizeof socks) > 0)
-		log_warn("%s while NVIDIA's device plugin serves this node (%s in %s): its nvidia.com/gpu count is stale "
-			 "until it restarts; restart its pod on this node, or set \"nvidiaDevicePlugin\": {\"onChange\": "
-			 "\"signal\"} to have it re-count (SIGHUP)",
-			 what, socks, s->o->kubelet_dir);
+	snprintf(d->resource, sizeof d->resource, "%s", x->resource);
+	snprintf(d->why, sizeof d->why, "%s", x->reason);
+	d->release = x->release;
 }
 
-/* The GPU addresses kubelet says a container has (NULL with *why when PodResources cannot be asked). */
-static int
-pods_now(struct serve *s, struct vgp_pod_devices *p, char *why, size_t len)
+/* A bind (done by bind_step, if it worked) or serve move: the GPU joins its resource (a new one is opened later:
+ * fresh[i]). */
+static void
+serve_move(struct serve *s, const struct vgp_move *x, const struct vgp_served_table *table,
+	   const struct vgp_engine_report *rep, bool *touched, bool *fresh, size_t n_before)
 {
 	_cleanup_error_ vgp_error_t err = NULL;
-	if (s->o->pod_resources_socket == NULL) {
-		memset(p, 0, sizeof *p);
-		snprintf(why, len, "no PodResources socket configured");
-		return -1;
-	}
-	if (vgp_podresources_list(s->o->pod_resources_socket, 0, p, &err) < 0) {
-		snprintf(why, len, "kubelet's PodResources API cannot be asked (%s): nothing is given back on a guess",
-			 err->msg);
-		return -1;
-	}
-	return 0;
-}
+	const struct vgp_served_dev *src = NULL;
+	size_t ri, ki;
+	bool moved_now = false;
 
-/* One draining GPU: 1 when it is gone from the served list now (released or unserved), 0 when it waits. */
-static int
-drain_one(struct serve *s, struct drain *dr, const struct vgp_pod_devices *pods, bool *touched)
-{
-	size_t i, k;
-	char buf[1024];
-	const struct vgp_pod_device *pd;
-
-	if (!served_at(s, dr->addr, &i, &k))
-		return 1; /* not served any more (cannot happen: kept for safety) */
-	if ((pd = vgp_podresources_find(pods, dr->resource, dr->addr)) != NULL) {
-		snprintf(buf, sizeof buf, "assigned to pod %s/%s (container %s) according to kubelet", pd->ns, pd->pod,
-			 pd->container);
-		drain_set_now(dr, buf);
-		return 0;
+	for (size_t i = 0; i < table->n && src == NULL; i++)
+		if (strcmp(table->res[i].name, x->resource) == 0)
+			for (size_t k = 0; k < table->res[i].n_devs && src == NULL; k++)
+				if (strcmp(table->res[i].devs[k].addr, x->addr) == 0)
+					src = &table->res[i].devs[k];
+	if (src == NULL)
+		return; /* its bind did not succeed: counted in to_bind */
+	ssize_t i = res_index(s, x->resource);
+	if (live_served_at(s, x->addr, &ri, &ki) && i >= 0 && ri == (size_t) i)
+		return;
+	if (i < 0 && (i = add_resource(s, x->resource, table->res[0].iommufd, &err)) < 0) {
+		log_error("%s: %s", x->resource, err->msg);
+		return;
 	}
-	if (group_holders(s, &s->res[i].devs[k], buf, sizeof buf) > 0) {
-		drain_set_now(dr, buf);
-		return 0;
+	if ((size_t) i >= n_before || s->gone[i]) { /* new, or given back whole earlier and wanted again */
+		s->gone[i] = false;
+		fresh[i] = true;
 	}
-	if (dr->release) {
-		struct vgp_engine_report rep = { 0 };
-		_cleanup_error_ vgp_error_t err = NULL;
-		const char *a[] = { dr->addr };
-		int r = vgp_release(&s->eo, a, 1, false, &rep, &err);
-		bool ok = r == 0 && rep.n > 0 && rep.r[0].outcome == VGP_OUT_RELEASED;
-		if (!ok) {
-			snprintf(buf, sizeof buf, "%s: %s", rep.n > 0 ? vgp_outcome_name(rep.r[0].outcome) : "release failed",
-				 rep.n > 0 && rep.r[0].msg ? rep.r[0].msg : err ? err->msg : "unknown");
-			drain_set_now(dr, buf);
-		} else {
-			log_info("%s: %s given back to its original driver (%s; %ld ms)", s->res[i].name, dr->addr, dr->why,
-				 rep.r[0].ms);
-		}
-		vgp_engine_report_free(&rep);
-		if (!ok)
-			return 0;
-	} else {
-		log_info("%s: %s no longer served (%s); it stays on vfio-pci", s->res[i].name, dr->addr, dr->why);
+	if (add_dev(s, (size_t) i, src, &err) < 0) {
+		log_error("%s: %s: %s", x->resource, x->addr, err->msg);
+		return;
 	}
-	remove_dev(s, i, k);
 	touched[i] = true;
-	return 1;
+	for (size_t g = 0; g < rep->n; g++)
+		moved_now = moved_now || (rep->r[g].outcome == VGP_OUT_BOUND && strcmp(rep->r[g].addr, x->addr) == 0);
+	log_info("%s: %s now served (%s)", x->resource, x->addr, moved_now ? "moved to vfio-pci" : "already on vfio-pci");
 }
 
-void
-live_tick(struct serve *s)
+/* After the moves: drains the config no longer asks for end, past-the-count marks follow the moves. */
+static void
+settle(struct serve *s, const struct vgp_moves *mv, bool *touched)
 {
-	struct vgp_pod_devices pods;
-	char why[1024];
-	size_t released = 0;
-	_cleanup_free_ bool *touched = NULL;
-
-	if (s->n_drain == 0)
-		return;
-	if (pods_now(s, &pods, why, sizeof why) < 0) {
-		for (size_t j = 0; j < s->n_drain; j++)
-			drain_set_now(&s->drain[j], why);
-		return;
-	}
-	touched = calloc(s->n_res ? s->n_res : 1, sizeof *touched);
-	if (touched == NULL) {
-		vgp_pod_devices_free(&pods);
-		return;
-	}
 	for (size_t j = s->n_drain; j-- > 0;) {
-		bool release = s->drain[j].release;
-		if (drain_one(s, &s->drain[j], &pods, touched) == 0)
+		const struct vgp_move *x = vgp_moves_find(mv, s->drain[j].addr);
+		if (x != NULL && x->kind == VGP_MOVE_RETURN)
 			continue;
-		released += release;
+		log_info("%s: wanted again: stays served (no longer draining)", s->drain[j].addr);
 		memmove(&s->drain[j], &s->drain[j + 1], (s->n_drain - j - 1) * sizeof *s->drain);
 		s->n_drain--;
 	}
-	vgp_pod_devices_free(&pods);
-	bool any = false;
 	for (size_t i = 0; i < s->n_res; i++)
-		any = any || touched[i];
-	if (any) {
-		commit_tables(s, touched, s->n_res);
-		drain_watch(s);
-		serve_write_status(s);
-	}
-	if (released > 0) {
-		snprintf(why, sizeof why, "%zu GPU%s given back to the host's driver", released, released == 1 ? "" : "s");
-		tell_nvidia(s, released, why);
-	}
+		for (size_t k = 0; k < s->res[i].n_devs; k++) {
+			bool b = vgp_moves_beyond(mv, s->res[i].devs[k].addr);
+			touched[i] = touched[i] || b != s->res[i].devs[k].beyond_count;
+			s->res[i].devs[k].beyond_count = b;
+		}
 }
 
-/* ---- converge ---- */
+/* The moves from what is served now to the plan in rep (kubelet's assignments when it can be asked). */
+static int
+moves_now(struct serve *s, const struct vgp_engine_report *rep, struct vgp_moves *mv, vgp_error_t *err)
+{
+	struct vgp_pod_devices pods = { 0 };
+	_cleanup_free_ struct vgp_served_gpu *served = calloc(s->n_h ? s->n_h : 1, sizeof *served);
+	_cleanup_free_ const char **assigned = NULL;
+	size_t n_served = 0, n_assigned = 0;
+	char why[1024];
+	int r;
+
+	if (served == NULL)
+		return vgp_make_error(err, ENOMEM, "moves");
+	for (size_t i = 0; i < s->n_res; i++)
+		for (size_t k = 0; k < s->res[i].n_devs && n_served < s->n_h; k++)
+			served[n_served++] = (struct vgp_served_gpu) { s->res[i].devs[k].addr, s->res[i].name };
+	if (live_pods_now(s, &pods, why, sizeof why) == 0 && pods.n > 0) {
+		assigned = calloc(pods.n, sizeof *assigned);
+		for (size_t p = 0; assigned != NULL && p < pods.n; p++)
+			assigned[n_assigned++] = pods.d[p].id;
+	}
+	r = vgp_resplit_moves(&s->eo, &rep->inv, &rep->plan, served, n_served, assigned, n_assigned, mv, err);
+	vgp_pod_devices_free(&pods);
+	return r;
+}
 
 /* Bind what the config in force wants (or, at the start, only plan: main has bound already), then turn the diff
  * into served devices and drains. */
@@ -414,42 +322,15 @@ converge(struct serve *s, bool bind)
 	struct vgp_engine_report rep = { 0 };
 	struct vgp_moves mv = { 0 };
 	struct vgp_served_table table = { 0 };
-	struct vgp_pod_devices pods = { 0 };
 	_cleanup_error_ vgp_error_t err = NULL;
-	_cleanup_free_ struct vgp_served_gpu *served = NULL;
-	_cleanup_free_ const char **assigned = NULL;
 	_cleanup_free_ bool *touched = NULL, *fresh = NULL;
-	size_t n_served = 0, n_assigned = 0, bound = 0;
-	char why[1024];
-	int r;
+	size_t bound = 0, n_before = s->n_res;
+	char why[128];
 
 	if (bind) {
-		s->to_bind = 0;
-		s->bind_error[0] = '\0';
-		r = vgp_bind(&s->eo, &rep, &err);
-		for (size_t i = 0; i < rep.n; i++) {
-			const struct vgp_gpu_result *g = &rep.r[i];
-			if (g->outcome == VGP_OUT_BOUND) {
-				bound++;
-				continue;
-			}
-			if (g->outcome == VGP_OUT_PASSTHROUGH)
-				continue;
-			if (g->outcome == VGP_OUT_SKIPPED_BUSY) { /* busy policy skip: another GPU was chosen */
-				log_info("%s %s: %s", g->addr, vgp_outcome_name(g->outcome), g->msg ? g->msg : "");
-				continue;
-			}
-			s->to_bind++;
-			log_warn("%s %s%s%s", g->addr, vgp_outcome_name(g->outcome), g->msg ? ": " : "", g->msg ? g->msg : "");
-			if (s->bind_error[0] == '\0')
-				snprintf(s->bind_error, sizeof s->bind_error, "%s %s: %s", g->addr,
-					 vgp_outcome_name(g->outcome), g->msg ? g->msg : "");
-		}
-		if (r < 0 && s->bind_error[0] == '\0' && err != NULL)
-			snprintf(s->bind_error, sizeof s->bind_error, "%s", err->msg);
+		bound = bind_step(s, &rep, &err);
 	} else {
-		r = vgp_plan_node(&s->eo, &rep.inv, &rep.plan, &err);
-		rep.have_plan = r == 0;
+		rep.have_plan = vgp_plan_node(&s->eo, &rep.inv, &rep.plan, &err) == 0;
 	}
 	if (!rep.have_plan) {
 		log_error("live re-split: the node cannot be planned: %s (the running split stays)",
@@ -458,108 +339,32 @@ converge(struct serve *s, bool bind)
 	}
 	for (size_t w = 0; bind && w < rep.plan.n_warnings; w++)
 		log_warn("%s", rep.plan.warnings[w]);
-
-	served = calloc(s->n_h ? s->n_h : 1, sizeof *served);
+	vgp_error_release(&err);
 	touched = calloc(s->n_res + rep.plan.n_res + 1, sizeof *touched);
 	fresh = calloc(s->n_res + rep.plan.n_res + 1, sizeof *fresh);
-	if (served == NULL || touched == NULL || fresh == NULL)
-		goto out;
-	for (size_t i = 0; i < s->n_res; i++)
-		for (size_t k = 0; k < s->res[i].n_devs && n_served < s->n_h; k++)
-			served[n_served++] = (struct vgp_served_gpu) { s->res[i].devs[k].addr, s->res[i].name };
-	if (pods_now(s, &pods, why, sizeof why) == 0 && pods.n > 0) {
-		assigned = calloc(pods.n, sizeof *assigned);
-		for (size_t p = 0; assigned != NULL && p < pods.n; p++)
-			assigned[n_assigned++] = pods.d[p].id;
-	}
-	vgp_error_release(&err);
-	if (vgp_resplit_moves(&s->eo, &rep.inv, &rep.plan, served, n_served, assigned, n_assigned, &mv, &err) < 0 ||
+	if (touched == NULL || fresh == NULL || moves_now(s, &rep, &mv, &err) < 0 ||
 	    vgp_served_from_plan(&rep.inv, &rep.plan, &table, &err) < 0) {
 		log_error("live re-split: %s", err ? err->msg : "out of memory");
 		goto out;
 	}
-	size_t n_before = s->n_res;
 	for (size_t m = 0; m < mv.n; m++) {
-		const struct vgp_move *x = &mv.m[m];
-		if (x->kind == VGP_MOVE_RETURN) {
-			struct drain *d = drain_find(s, x->addr);
-			if (d == NULL) {
-				struct drain *nd = realloc(s->drain, (s->n_drain + 1) * sizeof *nd);
-				if (nd == NULL)
-					continue;
-				s->drain = nd;
-				d = &nd[s->n_drain++];
-				memset(d, 0, sizeof *d);
-				snprintf(d->addr, sizeof d->addr, "%s", x->addr);
-				log_info("%s: %s to be given back (%s): Unhealthy now, %s when idle", x->resource, x->addr,
-					 x->reason, x->release ? "released to its original driver" : "unserved (stays on vfio-pci)");
-			}
-			snprintf(d->resource, sizeof d->resource, "%s", x->resource);
-			snprintf(d->why, sizeof d->why, "%s", x->reason);
-			d->release = x->release;
-			continue;
-		}
-		/* bind (done above, if it worked) or serve: the GPU joins its resource */
-		const struct vgp_served_dev *src = NULL;
-		size_t ri, ki;
-		for (size_t i = 0; i < table.n && src == NULL; i++)
-			if (strcmp(table.res[i].name, x->resource) == 0)
-				for (size_t k = 0; k < table.res[i].n_devs && src == NULL; k++)
-					if (strcmp(table.res[i].devs[k].addr, x->addr) == 0)
-						src = &table.res[i].devs[k];
-		if (src == NULL)
-			continue; /* its bind did not succeed: counted in to_bind */
-		ssize_t i = res_index(s, x->resource);
-		if (served_at(s, x->addr, &ri, &ki) && i >= 0 && ri == (size_t) i)
-			continue;
-		if (i < 0 && (i = add_resource(s, x->resource, table.res[0].iommufd, &err)) < 0) {
-			log_error("%s: %s", x->resource, err->msg);
-			vgp_error_release(&err);
-			continue;
-		}
-		if ((size_t) i >= n_before || s->gone[i]) { /* new, or given back whole earlier and wanted again */
-			s->gone[i] = false;
-			fresh[i] = true;
-		}
-		if (add_dev(s, (size_t) i, src, &err) < 0) {
-			log_error("%s: %s: %s", x->resource, x->addr, err->msg);
-			vgp_error_release(&err);
-			continue;
-		}
-		touched[i] = true;
-		bool moved_now = false;
-		for (size_t g = 0; g < rep.n; g++)
-			moved_now = moved_now || (rep.r[g].outcome == VGP_OUT_BOUND && strcmp(rep.r[g].addr, x->addr) == 0);
-		log_info("%s: %s now served (%s)", x->resource, x->addr,
-			 moved_now ? "moved to vfio-pci" : "already on vfio-pci");
+		if (mv.m[m].kind == VGP_MOVE_RETURN)
+			drain_move(s, &mv.m[m]);
+		else
+			serve_move(s, &mv.m[m], &table, &rep, touched, fresh, n_before);
 	}
-	/* a GPU to give back that the config wants again stays */
-	for (size_t j = s->n_drain; j-- > 0;) {
-		const struct vgp_move *x = vgp_moves_find(&mv, s->drain[j].addr);
-		if (x != NULL && x->kind == VGP_MOVE_RETURN)
-			continue;
-		log_info("%s: wanted again: stays served (no longer draining)", s->drain[j].addr);
-		memmove(&s->drain[j], &s->drain[j + 1], (s->n_drain - j - 1) * sizeof *s->drain);
-		s->n_drain--;
-	}
-	for (size_t i = 0; i < s->n_res; i++)
-		for (size_t k = 0; k < s->res[i].n_devs; k++) {
-			bool b = vgp_moves_beyond(&mv, s->res[i].devs[k].addr);
-			touched[i] = touched[i] || b != s->res[i].devs[k].beyond_count;
-			s->res[i].devs[k].beyond_count = b;
-		}
-	commit_tables(s, touched, s->n_res);
+	settle(s, &mv, touched);
+	live_commit_tables(s, touched, s->n_res);
 	for (size_t i = 0; i < s->n_res; i++)
 		if (fresh[i])
 			open_resource(s, i);
-	drain_watch(s);
+	live_drain_watch(s);
 	if (bound > 0) {
 		snprintf(why, sizeof why, "%zu GPU%s moved to vfio-pci", bound, bound == 1 ? "" : "s");
-		tell_nvidia(s, bound, why);
+		live_tell_nvidia(s, bound, why);
 	}
 	live_tick(s);
 out:
-	vgp_pod_devices_free(&pods);
 	vgp_served_free(&table);
 	vgp_moves_free(&mv);
 	vgp_engine_report_free(&rep);
