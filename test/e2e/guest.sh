@@ -1,6 +1,6 @@
 #!/bin/sh
 # guest.sh — the e2e scenarios, run by /init inside the qemu guest (busybox sh; see test/e2e/README).
-# usage: guest.sh SCENARIO...   (0 inventory, v vfio-client by hand, 1-7 as in the README)
+# usage: guest.sh SCENARIO...   (0 inventory, v vfio-client by hand, 1-8 as in the README)
 # Every check reads the real kernel's state (driver links, driver_override, /dev/vfio nodes, uevents) or the
 # fake kubelet's JSON. A scenario prints "e2e ok <n> <name>" to the result UART (ttyS1) when all its checks held,
 # "e2e FAIL <n> <name>" otherwise; the exit status is 0 only when every scenario passed.
@@ -442,8 +442,52 @@ scenario_7() { # SIGKILL in the middle of a 3-GPU bind, then a restart: the node
 	[ $FAILED = 0 ] && result "e2e ok 7 sigkill-repair"
 }
 
+scenario_8() { # live re-split: the count lowered 3 -> 1 while a VFIO client holds one of the GPUs to give back
+	# after scenario 7 the 3 planned groups are on vfio-pci; alone, bind them first
+	[ "$(sorted $(on_vfio))" = "$EXPECT_BOUND" ] || P bind >/tmp/bind8.out 2>&1
+	want_eq "$(sorted $(on_vfio))" "$EXPECT_BOUND" "GPUs on vfio-pci before the re-split"
+	kept=0000:41:00.0 held=0000:42:00.0 idle=0000:81:00.0
+	mkdir -p /var/lib/kubelet/pod-resources
+	: >/tmp/pods8
+	fake-podresources --socket /var/lib/kubelet/pod-resources/kubelet.sock --answer /tmp/pods8 >/tmp/pods8.out 2>&1 &
+	pp=$!
+	vfio-client --hold 120 $held "$(audio $held)" >/tmp/holder8.out 2>&1 &
+	hp=$!
+	wait_for 20 grep -qs 'vfio-client: ok' /tmp/holder8.out || bad "vfio-client could not open $held: $(cat /tmp/holder8.out)"
+	start_kubelet k8 --wait-register 1 --resource $RESOURCE --expect-devices 3 --hold
+	start_serve s8 --reconcile-interval 1
+	wait_for 30 grep -qs 'registered with kubelet' /tmp/s8.log || bad "serve did not register"
+	# the ConfigMap edit: the count lowered to 1 (balanced keeps the lowest node's first GPU)
+	sed 's/"count": 3/"count": 1/' $CFG >$CFG.new && mv $CFG.new $CFG
+	wait_for 30 grep -qs "$idle given back to its original driver" /tmp/s8.log || bad "$idle was not given back"
+	want_native $idle
+	want_passthrough $kept
+	want_passthrough $held
+	wait_for 10 grep -qs "$held: draining .*/dev/vfio/$(grp $held) is open by pid $hp (vfio-client)" /tmp/s8.log ||
+		bad "$held is not draining for its holder: $(grep "$held" /tmp/s8.log)"
+	vfio-gpu-plugin health --ready >/tmp/h8 2>&1 && bad "ready while a GPU drains"
+	grep -q 'converging: 0 to bind, 1 draining' /tmp/h8 || bad "health --ready: $(cat /tmp/h8)"
+	sleep 2
+	want_passthrough $held   # still held: still on vfio-pci after two reconciles
+	kill -0 $hp 2>/dev/null || bad "the VFIO client holding $held died: $(cat /tmp/holder8.out)"
+	t0=$(cut -d' ' -f1 /proc/uptime)
+	kill $hp; wait $hp 2>/dev/null
+	wait_for 30 grep -qs "$held given back to its original driver" /tmp/s8.log || bad "$held was not given back after its VM ended"
+	info "resplit-ms holder-exit->released $(awk -v a=$t0 -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%d", (b - a) * 1000 }')"
+	want_native $held
+	want_passthrough $kept
+	wait_for 10 vfio-gpu-plugin health --ready || bad "health --ready did not turn true after the re-split"
+	kill $KPID 2>/dev/null; wait $KPID 2>/dev/null
+	jev /tmp/k8.json list | dev_rows >/tmp/rows8
+	want_eq "$(cut -d' ' -f1,2 /tmp/rows8)" "$kept Healthy" "the last list kubelet got"
+	stop_serve
+	kill $pp 2>/dev/null; wait $pp 2>/dev/null
+	[ $FAILED = 0 ] && result "e2e ok 8 live-resplit"
+}
+
 names() { case $1 in 0) echo inventory ;; v) echo vfio-client ;; 1) echo bind-3-of-8-balanced ;; 2) echo serve ;;
-	3) echo restart ;; 4) echo health-uevent ;; 5) echo release ;; 6) echo refusals ;; 7) echo sigkill-repair ;; esac; }
+	3) echo restart ;; 4) echo health-uevent ;; 5) echo release ;; 6) echo refusals ;; 7) echo sigkill-repair ;;
+	8) echo live-resplit ;; esac; }
 
 start_uevents
 rc=0 first_fail=

@@ -32,7 +32,7 @@ for t in busybox cpio depmod modprobe dpkg-deb apt-get ldd sha256sum flock timeo
 	command -v $t >/dev/null 2>&1 || die "missing tool '$t' (make deps installs busybox-static cpio kmod)"
 done
 BUSYBOX=/bin/busybox; [ -x $BUSYBOX ] || BUSYBOX=$(command -v busybox)
-for p in vfio-gpu-plugin fake-kubelet vfio-client; do
+for p in vfio-gpu-plugin fake-kubelet vfio-client fake-podresources; do
 	[ -x "$BINDIR/$p" ] || die "$BINDIR/$p is missing: build first (make all)"
 done
 PCI_IDS=$ROOT/test/fixtures/pci.ids
@@ -145,7 +145,7 @@ fi
 # app piece: files to copy as "guest-path host-path" lines; keyed by the content hash of all of them.
 APPLIST=$WORK/app.list
 {
-	for p in vfio-gpu-plugin fake-kubelet vfio-client; do
+	for p in vfio-gpu-plugin fake-kubelet vfio-client fake-podresources; do
 		echo "/usr/bin/$p $BINDIR/$p"
 		{ ldd "$BINDIR/$p" 2>/dev/null || true; } | awk '/=> \// { print $3 } /^\t\/.*ld-linux/ { print $1 }'
 	done | awk 'NF == 1 { print $1 " " $1; next } { print }' | sort -u
@@ -206,11 +206,12 @@ qemu_args() {
 }
 mapfile -t QARGS < <(qemu_args)
 
-SCENARIOS=${VGP_E2E_SCENARIOS:-"1 2 3 4 5 6 7"}
+SCENARIOS=${VGP_E2E_SCENARIOS:-"1 2 3 4 5 6 7 8"}
 PLAN_VER=$("$BINDIR/vfio-gpu-plugin" version 2>/dev/null | head -n 1 || true)
 say "plugin: ${PLAN_VER:-unknown version}; scenarios: $SCENARIOS"
 
-# One boot runs the scenarios in sequence; the kill-and-repair scenario (7) gets a fresh kernel of its own.
+# One boot runs the scenarios in sequence; the kill-and-repair scenario (7) gets a fresh kernel of its own, and the
+# live re-split (8) runs after it in that boot (it starts from the 3 groups 7 leaves on vfio-pci).
 boot() { # $1 = label, $2 = scenarios for this boot
 	local label=$1 scen=$2 console=$WORK/console-$1.log results=$WORK/results-$1.log rc t_boot
 	: >"$results"
@@ -252,7 +253,7 @@ boot() { # $1 = label, $2 = scenarios for this boot
 fails=0
 main_set="" kill_set=""
 for s in $SCENARIOS; do
-	case $s in 7) kill_set="$kill_set 7" ;; *) main_set="$main_set $s" ;; esac
+	case $s in 7 | 8) kill_set="$kill_set $s" ;; *) main_set="$main_set $s" ;; esac
 done
 main_set=${main_set# } kill_set=${kill_set# }
 [ -n "$main_set" ] && { boot main "$main_set" || fails=$((fails + 1)); }
