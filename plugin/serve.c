@@ -92,9 +92,10 @@ serve_read_vfio_dev_nodes(const char *host_root, struct vgp_served_dev *d, vgp_e
 	return 0;
 }
 
-/* A served device's health: the watcher's view of the kernel, except that a GPU past the configured count (the
- * count was lowered; GPUs on vfio-pci are never moved back) is never Healthy: advertised, so kubelet does not
- * forget a VM that holds it, but not allocatable. */
+/* A served device's health: the watcher's view of the kernel, except that a GPU being given back (the live
+ * re-split: draining until idle) and a GPU past the configured count (one that was on vfio-pci before the plugin,
+ * never moved to another driver) are never Healthy: advertised, so kubelet does not forget a VM that holds it,
+ * but not allocatable. */
 static bool
 health_of(struct serve *s, size_t k, const struct vgp_served_dev *sd, char *why, size_t len)
 {

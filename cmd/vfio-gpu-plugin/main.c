@@ -14,6 +14,7 @@
 #include "error.h"
 #include "hostfs.h"
 #include "log.h"
+#include "nvidia_signal.h"
 #include "pci.h"
 #include "plan.h"
 #include "podresources.h"
@@ -534,9 +535,22 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 	}
 	for (size_t w = 0; w < rep.plan.n_warnings; w++)
 		log_warn("%s", rep.plan.warnings[w]);
-	_cleanup_free_ char *msg = nvidia_plugin_warning(o, &rep);
-	if (msg != NULL)
-		log_warn("%s", msg);
+	size_t n_bound = 0;
+	for (size_t i = 0; i < rep.n; i++)
+		n_bound += rep.r[i].outcome == VGP_OUT_BOUND;
+	if (n_bound > 0 && s.cfg.nvidia_on_change == VGP_NVIDIA_SIGNAL) {
+		char sent[2048];
+		_cleanup_error_ vgp_error_t nerr = NULL;
+		if (vgp_nvidia_signal(o->host_root, o->kubelet_dir, sent, sizeof sent, &nerr) < 0)
+			log_warn("NVIDIA device plugin: cannot look for its process: %s", nerr->msg);
+		else
+			log_info("NVIDIA device plugin (nvidiaDevicePlugin.onChange signal, after %zu GPU%s moved to "
+				 "vfio-pci): %s", n_bound, n_bound == 1 ? "" : "s", sent);
+	} else {
+		_cleanup_free_ char *msg = nvidia_plugin_warning(o, &rep);
+		if (msg != NULL)
+			log_warn("%s", msg);
+	}
 	if (ret < 0 || rep.plan.shortfall) {
 		const char *why = ret < 0 && bind_err ? bind_err->msg : rep.plan.shortfall_msg;
 		if (asprintf(&not_ready, "%s", why ? why : "not every planned GPU is served") < 0)
