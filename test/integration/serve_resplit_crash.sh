@@ -15,61 +15,63 @@ trap _rs_cleanup EXIT
 cfg() { printf '{"passthrough": [{"match": {"devices": ["26b9"]}, "count": %s}]}' "$1"; }
 : >"$T/pods"
 
-# run ONE: node, serve with FROM, (faults K), change to TO; prints the writes the re-split made
-one() { # NAME FROM TO K(0 = no kill)
-	local name=$1 from=$2 to=$3 k=$4 rc
-	R=$(vgp_node "$name" --preset demo8)
+count_vfio() {
+	local n=0 a
+	for a in 0000:61:00.0 0000:63:00.0 0000:64:00.0 0000:a1:00.0 0000:a2:00.0 0000:a3:00.0 0000:a4:00.0; do
+		[ "$(vgp_driver "$R" $a)" = vfio-pci ] && n=$((n + 1))
+	done
+	echo $n
+}
+converged() { # N: serve serves N, nothing draining
+	rs_wait_status "st['resources'][0]['devices'] == $1 and st['live']['draining'] == [] and st['pid'] == $SERVE_PID"
+}
+
+# One node per direction; serve runs at FROM. Each K: the change to TO killed after its K-th write, serve restarted
+# (repair, converge to TO, checked), then the config back to FROM live, for the next K.
+direction() { # FROM TO
+	local from=$1 to=$2 k total rc
+	R=$(vgp_node "n-$from-$to" --preset demo8)
 	vgp_sim_start "$R"
 	rm -f "$T/status.json"
-	: >"$T/serve.log"
-	rs_cm_init "$T/cm-$name" "$(cfg "$from")"
+	rs_cm_init "$T/cm-$from-$to" "$(cfg "$from")"
 	rs_pods_start "$R"
-	rs_serve_start "$R" "$T/cm-$name/config.json"
-	rs_wait_status "st['resources'][0]['devices'] == $from and st['live']['draining'] == []"
+	rs_serve_start "$R" "$T/cm-$from-$to/config.json"
+	converged "$from"
+	# a clean re-split first: how many writes it makes
 	vgp_writes_mark "$R"
-	if [ "$k" != 0 ]; then
+	rs_cm_swap "$T/cm-$from-$to" "$(cfg "$to")"
+	converged "$to"
+	total=$(vgp_writes_since "$R")
+	[ "$total" -ge 4 ] || fail "a re-split $from -> $to made only $total writes"
+	echo "a live re-split $from -> $to makes $total writes"
+	rs_cm_swap "$T/cm-$from-$to" "$(cfg "$from")"
+	converged "$from"
+	for k in $(seq 1 "$total"); do
 		echo "$SERVE_PID" >"$R/.sim/victim.pid"
 		vgp_faults "$R" "{\"killAfterWrites\": $k}"
-	fi
-	rs_cm_swap "$T/cm-$name" "$(cfg "$to")"
-	if [ "$k" = 0 ]; then
-		rs_wait_status "st['resources'][0]['devices'] == $to and st['live']['draining'] == []"
-		WRITES=$(vgp_writes_since "$R")
-		vgp_serve_stop 5000
-	else
+		rs_cm_swap "$T/cm-$from-$to" "$(cfg "$to")"
 		set +e
 		for _ in $(seq 200); do kill -0 "$SERVE_PID" 2>/dev/null || break; sleep 0.05; done
-		if kill -0 "$SERVE_PID" 2>/dev/null; then kill -KILL "$SERVE_PID"; fi
+		kill -KILL "$SERVE_PID" 2>/dev/null
 		wait "$SERVE_PID" 2>/dev/null
 		rc=$?
 		set -e
 		SERVE_PID=
 		vgp_faults "$R" '{}'
-		: >"$T/serve.log"
-		rs_serve_start "$R" "$T/cm-$name/config.json"
-		rs_wait_status "st['resources'][0]['devices'] == $to and st['live']['draining'] == []"
+		rs_serve_start "$R" "$T/cm-$from-$to/config.json"
+		converged "$to"
 		vgp_check_consistent "$R"
-		local n=0
-		for a in 0000:61:00.0 0000:63:00.0 0000:64:00.0 0000:a1:00.0 0000:a2:00.0 0000:a3:00.0 0000:a4:00.0; do
-			[ "$(vgp_driver "$R" $a)" = vfio-pci ] && n=$((n + 1))
-		done
-		[ "$n" = "$to" ] || fail "$name: $n GPUs on vfio-pci after the restart, expected $to"
-		vgp_serve_stop 5000
-		echo "$name: killed after write $k (exit $rc), restarted: consistent, $to on vfio-pci"
-	fi
+		[ "$(count_vfio)" = "$to" ] || fail "K=$k: $(count_vfio) GPUs on vfio-pci after the restart, expected $to"
+		echo "$from -> $to killed after write $k (exit $rc), restarted: consistent, $to on vfio-pci"
+		rs_cm_swap "$T/cm-$from-$to" "$(cfg "$from")"
+		converged "$from"
+		vgp_check_consistent "$R"
+	done
+	vgp_serve_stop 5000
 	rs_pods_stop
 	vgp_sim_stop "$R"
-	rm -rf "$R"
+	ok "SIGKILL after each of the $total writes of a live re-split $from -> $to: the restart leaves no half-moved group and converges"
 }
 
-for dir in "2 3" "3 2"; do
-	set -- $dir
-	one "ref-$1-$2" "$1" "$2" 0
-	total=$WRITES
-	[ "$total" -ge 4 ] || fail "a re-split $1 -> $2 made only $total writes"
-	echo "a live re-split $1 -> $2 makes $total writes"
-	for K in $(seq 1 "$total"); do
-		one "k$K-$1-$2" "$1" "$2" "$K"
-	done
-	ok "SIGKILL after each of the $total writes of a live re-split $1 -> $2: the restart leaves no half-moved group and converges"
-done
+direction 2 3
+direction 3 2
