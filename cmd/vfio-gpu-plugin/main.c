@@ -362,9 +362,18 @@ cmd_plan(const struct opts *o, vgp_error_t *err)
 	struct node_state s = { 0 };
 	struct vgp_moves moves = { 0 };
 	int ret = load_node(o, &s, err);
-	/* the live re-split's pending moves: GPUs on vfio-pci that the config no longer wants */
+	/* the live re-split's pending moves: GPUs on vfio-pci that the config no longer wants (chosen as serve would:
+	 * with kubelet's pod assignments when its PodResources API answers; without them otherwise) */
+	struct vgp_pod_devices pods = { 0 };
+	_cleanup_free_ const char **assigned = NULL;
+	size_t n_assigned = 0;
+	_cleanup_error_ vgp_error_t perr = NULL;
+	if (ret == 0 && vgp_podresources_list(o->pod_resources_socket, 0, &pods, &perr) == 0 && pods.n > 0 &&
+	    (assigned = calloc(pods.n, sizeof *assigned)) != NULL)
+		for (size_t i = 0; i < pods.n; i++)
+			assigned[n_assigned++] = pods.d[i].id;
 	if (ret == 0)
-		ret = vgp_resplit_moves(&s.eo, &s.inv, &s.plan, NULL, 0, NULL, 0, &moves, err);
+		ret = vgp_resplit_moves(&s.eo, &s.inv, &s.plan, NULL, 0, assigned, n_assigned, &moves, err);
 	if (ret == 0) {
 		if (o->json) {
 			json_t *j = vgp_report_plan_json(&s.inv, &s.plan, s.node);
@@ -380,6 +389,7 @@ cmd_plan(const struct opts *o, vgp_error_t *err)
 			ret = vgp_make_usage_error(err, "%s: %s", s.cfg.source, s.plan.shortfall_msg);
 	}
 	vgp_moves_free(&moves);
+	vgp_pod_devices_free(&pods);
 	node_state_free(&s);
 	return ret;
 }
