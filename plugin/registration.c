@@ -25,7 +25,7 @@
 
 #include "api.pb-c.h"
 #include "log.h"
-#include "server.h"
+#include "grpc_server.h"
 #include "util.h"
 
 int

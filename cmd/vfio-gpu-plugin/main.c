@@ -18,8 +18,8 @@
 #include "plan.h"
 #include "registration.h"
 #include "report.h"
-#include "serve.h"
-#include "served.h"
+#include "serve_loop.h"
+#include "served_table.h"
 #include "vfio.h"
 
 #define VGP_VERSION "0.1.0"

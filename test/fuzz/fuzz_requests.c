@@ -1,4 +1,4 @@
-/* fuzz_requests.c — libFuzzer target for request decoding on the served side, as plugin/server.c does it:
+/* fuzz_requests.c — libFuzzer target for request decoding on the served side, as plugin/grpc_server.c does it:
  * the first input byte chooses the method (Allocate, GetPreferredAllocation, PreStartContainer) and which
  * devices of a fixed 8-GPU table are unhealthy, the second whether the host has iommufd; the rest is the
  * request body. It is unpacked with protobuf-c (NULL = INVALID_ARGUMENT in the server), answered with

@@ -420,7 +420,7 @@ Test(plan, vfio_beyond_count_stays_passthrough)
 	expect("0000:65:00.0", VGP_ACT_PASSTHROUGH, "already on vfio-pci (beyond count 2)", L40S_RES);
 	expect("0000:17:00.0", VGP_ACT_KEEP, "not needed: count 2 reached", "");
 	cr_assert_str_eq(res_list(L40S_RES), "0000:31:00.0,0000:4b:00.0,0000:65:00.0");
-	/* served, but never Healthy (serve.c): kubelet hands out at most the count */
+	/* served, but never Healthy (serve_loop.c): kubelet hands out at most the count */
 	cr_assert_not(gpu("0000:31:00.0")->beyond_count);
 	cr_assert_not(gpu("0000:4b:00.0")->beyond_count);
 	cr_assert(gpu("0000:65:00.0")->beyond_count);

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "registration.h"
-#include "serve.h"
+#include "serve_loop.h"
 
 static char dir[64];
 

@@ -1,4 +1,4 @@
-/* serve.h — the long-running part of `vfio-gpu-plugin serve` after plan and bind: gRPC servers, registration,
+/* serve_loop.h — the long-running part of `vfio-gpu-plugin serve` after plan and bind: gRPC servers, registration,
  * health watching, kubelet restarts, signals and the status file (design §1 Serve/Watch, §3). */
 #ifndef VGP_SERVE_H
 #define VGP_SERVE_H

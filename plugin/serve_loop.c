@@ -1,8 +1,8 @@
-/* serve.c — owns the serve loop: signalfd, inotify on the device-plugins directory (kubelet restarts), the
+/* serve_loop.c — owns the serve loop: signalfd, inotify on the device-plugins directory (kubelet restarts), the
  * health watcher's descriptors, the reconcile timer and the registration thread's eventfd, all in one poll();
  * pushes health to the gRPC server, restarts a resource's server when its socket disappears, re-registers when
  * kubelet.sock is re-created, and keeps the status file that `vfio-gpu-plugin health` reads. */
-#include "serve.h"
+#include "serve_loop.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -27,7 +27,7 @@
 #include "hostfs.h"
 #include "log.h"
 #include "registration.h"
-#include "server.h"
+#include "grpc_server.h"
 #include "util.h"
 
 #define MAX_HEALTH_FDS 4

@@ -1,11 +1,11 @@
-/* server.h — the kubelet DevicePlugin v1beta1 service (design §3, §9) with gRPC's C core: one grpc_server per
+/* grpc_server.h — the kubelet DevicePlugin v1beta1 service (design §3, §9) with gRPC's C core: one grpc_server per
  * resource on <kubelet-dir>/vfio-gpu-<NAME>.sock, all on ONE completion queue served by ONE thread; each call a
  * small state machine. ListAndWatch streams (any number) get the whole list at once and again on every health
  * change (at most one send in flight per stream, the latest list pending); Allocate and GetPreferredAllocation
  * answer from the in-memory table (allocate.h), never from sysfs or disk.
  *
  * Threading: vgp_server_set_health() may be called from any thread. vgp_server_listen(),
- * vgp_server_stop_listener() and vgp_server_free() are called from one controlling thread (serve.c's loop). */
+ * vgp_server_stop_listener() and vgp_server_free() are called from one controlling thread (serve_loop.c's loop). */
 #ifndef VGP_SERVER_H
 #define VGP_SERVER_H
 

@@ -1,4 +1,4 @@
-/* server.c — owns the DevicePlugin gRPC servers (one per resource), their single completion queue and its
+/* grpc_server.c — owns the DevicePlugin gRPC servers (one per resource), their single completion queue and its
  * thread, the per-call state machines, and the served device tables with their current health.
  *
  * Every call is a struct call with one tag per kind of batch it starts; refs counts the batches in flight
@@ -6,7 +6,7 @@
  * until its shutdown tag came back and its last call was freed; vgp_server_listen() then destroys it, so a
  * kubelet restart replaces a resource's server without touching the others. All state is under one mutex; the
  * completion-queue thread takes it per event, vgp_server_set_health() from any thread. */
-#include "server.h"
+#include "grpc_server.h"
 
 #include <errno.h>
 #include <grpc/byte_buffer.h>
