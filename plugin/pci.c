@@ -454,8 +454,10 @@ scan_libpci(const char *host_root, const char *pci_ids, struct vgp_inventory *in
 	acc->method = PCI_ACCESS_SYS_BUS_PCI;
 	/* Names from the file alone: no udev hwdb, no DNS, no ~/.pciids-cache. */
 	acc->id_lookup_mode = PCI_LOOKUP_NO_HWDB;
-	pci_set_param(acc, "sysfs.path", sysbus);
-	pci_set_param(acc, "hwdb.disable", "1"); /* -1 when libpci was built without hwdb: nothing to disable */
+	/* libpci's parameters are char *, not const: give it writable copies */
+	char k_sysfs[] = "sysfs.path", k_hwdb[] = "hwdb.disable", v_hwdb[] = "1";
+	pci_set_param(acc, k_sysfs, sysbus);
+	pci_set_param(acc, k_hwdb, v_hwdb); /* -1 when libpci was built without hwdb: nothing to disable */
 	if (pci_ids != NULL)
 		pci_set_name_list_path(acc, (char *) pci_ids, 0);
 	pci_init(acc);

@@ -22,7 +22,9 @@
 #include "served_table.h"
 #include "vfio.h"
 
-#define VGP_VERSION "0.1.0"
+#ifndef VGP_VERSION
+#error "VGP_VERSION comes from the Makefile (VERSION)"
+#endif
 
 struct opts {
 	const char *command;
