@@ -58,8 +58,9 @@ UNITS := $(UNIT_SRC:test/unit/%.c=$(OUT)/test/%)
 
 .PHONY: all deps lint test test-fast unit integration asan valgrind e2e demo bench fuzz clean
 .DELETE_ON_ERROR:
-# keep the objects of tools and unit tests (chained pattern rules would delete them as intermediates)
-.SECONDARY:
+# keep the objects of tools and unit tests (chained pattern rules would delete them as intermediates); named, not
+# every target: a missing .d file must still count as out of date
+.SECONDARY: $(TOOL_SRC:%.c=$(OUT)/%.o) $(UNIT_SRC:%.c=$(OUT)/%.o) $(UNIT_HELPERS:%.c=$(OUT)/%.o)
 
 all: $(BIN)/vfio-gpu-plugin $(TOOLS) $(UNITS)
 
@@ -80,7 +81,8 @@ $(GEN)/api.pb-c.o: $(GEN)/api.pb-c.c
 	$(call say,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Wno-unused-parameter -c -o $@ $<
 
-$(OUT)/%.o: %.c | $(GEN)/api.pb-c.h
+# an object without its .d file (built before -MMD, or the .d removed) is rebuilt: its headers are unknown
+$(OUT)/%.o: %.c $(OUT)/%.d | $(GEN)/api.pb-c.h
 	@mkdir -p $(dir $@)
 	$(call say,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(DEPFLAGS) -c -o $@ $<
@@ -108,7 +110,7 @@ $(OUT)/test/%: $(OUT)/test/unit/%.o $(UNIT_HELPERS:%.c=$(OUT)/%.o) $(LIB)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CRIT_LIBS)
 
-$(OUT)/test/unit/%.o: test/unit/%.c | $(GEN)/api.pb-c.h
+$(OUT)/test/unit/%.o: test/unit/%.c $(OUT)/test/unit/%.d | $(GEN)/api.pb-c.h
 	@mkdir -p $(dir $@)
 	$(call say,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(CRIT_CFLAGS) -Itest/unit $(DEPFLAGS) -c -o $@ $<
@@ -129,7 +131,11 @@ $(OUT)/lint/%.ok: %.c | $(GEN)/api.pb-c.h
 		-MMD -MP -MT $@ -MF $(@:.ok=.d) $<
 	@touch $@
 
--include $(shell find $(OUT) -name '*.d' 2>/dev/null)
+# every object's .d, named (a missing one is then a target to make, which rebuilds its object), and read
+DEPFILES := $(PLUGIN_SRC:%.c=$(OUT)/%.d) $(MAIN_SRC:%.c=$(OUT)/%.d) $(TOOL_SRC:%.c=$(OUT)/%.d) \
+	$(UNIT_SRC:%.c=$(OUT)/%.d) $(UNIT_HELPERS:%.c=$(OUT)/%.d)
+$(DEPFILES):
+-include $(wildcard $(DEPFILES) $(LINT_STAMPS:.ok=.d))
 
 # The full suite: the README's second command. Installs what is missing first (a fresh Debian 12 is enough).
 test: deps
