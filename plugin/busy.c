@@ -26,7 +26,7 @@ busy_release_lock(struct eng *e, const char *addr)
 		return;
 	eng_addr_del(e->locked, &e->n_locked, addr);
 	if (lock_path(e, addr, p) && vgp_write_file(p, "0", &err) < 0)
-		log_warn("%s: releasing the nvidia unbind lock: %s", addr, err->msg);
+		log_warn("%s: releasing the nvidia unbind lock: %s", addr, vgp_error_text(err));
 }
 
 void
@@ -55,7 +55,7 @@ busy_release_stale_lock(struct eng *e, const char *addr)
 		return;
 	log_info("%s stays on nvidia but its unbind lock is taken (by a killed run?): releasing it", addr);
 	if (vgp_write_file(p, "0", &err) < 0)
-		log_warn("%s", err->msg);
+		log_warn("%s", vgp_error_text(err));
 }
 
 /* Is the GPU (on nvidia) free to unbind? Holders by st_rdev, then (take_lock) the unbind lock (write 1, read back 1).
@@ -130,7 +130,7 @@ busy_lock_gpu(struct eng *e, const struct vgp_plan_gpu *g)
 		_cleanup_error_ vgp_error_t err = NULL;
 		int r = gpu_busy(e, d, true, msg, sizeof msg, &err);
 		if (r < 0) {
-			eng_result(e, d->addr, g->resource, VGP_OUT_FAILED, vgp_now_ms() - t0, g->n_members, "%s", err->msg);
+			eng_result(e, d->addr, g->resource, VGP_OUT_FAILED, vgp_now_ms() - t0, g->n_members, "%s", vgp_error_text(err));
 			return -1;
 		}
 		if (r == 0)

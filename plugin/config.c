@@ -553,6 +553,7 @@ vgp_config_parse(const char *text, size_t len, const char *source, struct vgp_co
 		return -1;
 
 	c_out.source = strdup(c.src);
+	c_out.file = true;
 	if (c_out.source == NULL)
 		return oom(err);
 
@@ -631,11 +632,7 @@ vgp_config_load_file(const char *path, struct vgp_config *cfg, vgp_error_t *err)
 		return vgp_make_usage_error(err, "config file: no path given");
 	f = fopen(path, "re");
 	if (f == NULL || fstat(fileno(f), &st) < 0) {
-		int e = errno;
-		vgp_make_usage_error(err, "%s: cannot read the config file: %s", path, strerror(e));
-		if (err && *err)
-			(*err)->status = e;
-		return -1;
+		return vgp_make_input_error(err, errno, "%s: cannot read the config file", path);
 	}
 	if (S_ISDIR(st.st_mode))
 		return vgp_make_usage_error(err, "%s: cannot read the config file: it is a directory", path);
@@ -656,11 +653,8 @@ vgp_config_load_file(const char *path, struct vgp_config *cfg, vgp_error_t *err)
 		len += got;
 		if (got == 0) {
 			if (ferror(f)) {
-				int e = errno ? errno : EIO;
-				vgp_make_usage_error(err, "%s: cannot read the config file: %s", path, strerror(e));
-				if (err && *err)
-					(*err)->status = e;
-				return -1;
+				return vgp_make_input_error(err, errno ? errno : EIO, "%s: cannot read the config file",
+							    path);
 			}
 			break;
 		}
@@ -782,4 +776,10 @@ vgp_config_effective(const struct vgp_config *cfg, const char *node_name, const 
 	*pt = cfg->pt;
 	*n_pt = cfg->n_pt;
 	return 0;
+}
+
+const char *
+vgp_config_file(const struct vgp_config *cfg)
+{
+	return cfg != NULL && cfg->file ? cfg->source : NULL;
 }

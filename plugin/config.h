@@ -45,6 +45,8 @@ struct vgp_node_entry {
 
 struct vgp_config {
 	char *source;             /* the file path, or "command line" */
+	bool file;                /* source names a file (vgp_config_parse, vgp_config_load_file): errors about its
+	                             entries name it (vgp_config_file) */
 	char *resource_prefix;    /* default "nvidia.com" */
 	struct vgp_passthrough *pt; /* the top-level passthrough list */
 	size_t n_pt;
@@ -87,5 +89,9 @@ int vgp_parse_count(const char *s, int *out);
 int vgp_parse_vendor_device(const char *s, uint16_t *vendor, uint16_t *device);
 
 void vgp_config_free(struct vgp_config *cfg);
+
+/* The file an error about an entry must name: cfg->source when the configuration came from a file, NULL for the
+ * command line's flags (their messages name the flags). */
+const char *vgp_config_file(const struct vgp_config *cfg);
 
 #endif

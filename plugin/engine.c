@@ -132,7 +132,7 @@ eng_jset(struct eng *e, const char *addr, const char *gpu, int group, const char
 	snprintf(n.gpu, sizeof n.gpu, "%s", gpu);
 	snprintf(n.orig_driver, sizeof n.orig_driver, "%s", orig);
 	if (vgp_journal_set(&e->j, &n, &err) < 0)
-		log_error("%s", err->msg);
+		log_error("%s", vgp_error_text(err));
 }
 
 void
@@ -244,9 +244,12 @@ check_plan(struct eng *e, vgp_error_t *err)
 			if (e->plan.gpus[i].entry >= 0 && e->plan.gpus[i].action == VGP_ACT_INELIGIBLE)
 				return eng_iommu_off_error(e, err);
 	}
-	if (e->plan.shortfall && !e->o->shortfall_ok)
-		return vgp_make_usage_error(err, "%s", e->plan.shortfall_msg ? e->plan.shortfall_msg
-									: "more GPUs wanted than the node has eligible");
+	if (e->plan.shortfall && !e->o->shortfall_ok) {
+		const char *file = vgp_config_file(e->o->cfg); /* the message names an entry of that file */
+		return vgp_make_usage_error(err, "%s%s%s", file ? file : "", file ? ": " : "",
+					    e->plan.shortfall_msg ? e->plan.shortfall_msg
+								  : "more GPUs wanted than the node has eligible");
+	}
 	return 0;
 }
 
@@ -350,12 +353,9 @@ bind_rounds(struct eng *e, vgp_error_t *err)
 static int
 persist(struct eng *e, vgp_error_t *err)
 {
-	_cleanup_error_ vgp_error_t uerr = NULL;
 	if (e->o->cfg == NULL || e->o->cfg->persist != VGP_PERSIST_UDEV)
 		return 0;
-	if (udev_sync(e, &uerr) < 0)
-		return vgp_make_error(err, uerr->status, "%s", uerr->msg);
-	return 0;
+	return udev_sync(e, err);
 }
 
 static int

@@ -72,6 +72,26 @@ struct ctx {
 	char **paths;             /* json_path of each entry (owned) */
 };
 
+/* A usage error about the configuration's entries (the message starts with an entry's JSON path): it names the
+ * file they came from (vgp_config_file), here where it is made. Returns -1. */
+static int __attribute__((format(printf, 3, 4)))
+config_error(const struct ctx *c, vgp_error_t *err, const char *fmt, ...)
+{
+	const char *file = vgp_config_file(c->in->cfg);
+	char *msg = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	if (msg == NULL)
+		return vgp_make_error(err, ENOMEM, "plan");
+	vgp_make_usage_error(err, "%s%s%s", file ? file : "", file ? ": " : "", msg);
+	free(msg);
+	return -1;
+}
+
 /* snprintf that truncates silently: every length that matters is checked before it is used. */
 static void __attribute__((format(printf, 3, 4)))
 setf(char *buf, size_t len, const char *fmt, ...)
@@ -366,13 +386,13 @@ build_names(struct ctx *c, vgp_error_t *err)
 
 		if (p->resource_name != NULL) {
 			if (!vgp_name_valid(p->resource_name)) {
-				vgp_make_usage_error(err, "%s.resourceName \"%s\" is not a valid resource name (1-63 of "
+				config_error(c, err, "%s.resourceName \"%s\" is not a valid resource name (1-63 of "
 						     "A-Z a-z 0-9 . _ -, alphanumeric at both ends)",
 						     c->paths[e], p->resource_name);
 				goto out;
 			}
 			if (strlen(c->prefix) + 1 + strlen(p->resource_name) >= VGP_RESOURCE_LEN) {
-				vgp_make_usage_error(err, "%s: resource name %s/%s is too long", c->paths[e], c->prefix,
+				config_error(c, err, "%s: resource name %s/%s is too long", c->paths[e], c->prefix,
 						     p->resource_name);
 				goto out;
 			}
@@ -386,7 +406,7 @@ build_names(struct ctx *c, vgp_error_t *err)
 			if (!entry_match(p, w->d))
 				continue;
 			if (!vgp_name_valid(w->name) || strlen(c->prefix) + 1 + strlen(w->name) >= VGP_RESOURCE_LEN) {
-				vgp_make_usage_error(err, "%s: the name \"%s\" derived for %s (%04x:%04x \"%s\") is not a valid "
+				config_error(c, err, "%s: the name \"%s\" derived for %s (%04x:%04x \"%s\") is not a valid "
 						     "resource name: set resourceName",
 						     c->paths[e], w->name, w->d->addr, w->d->vendor, w->d->device,
 						     w->d->model ? w->d->model : "");
@@ -453,7 +473,7 @@ build_names(struct ctx *c, vgp_error_t *err)
 	for (size_t a = 0; a < plan->n_res; a++)
 		for (size_t b = a + 1; b < plan->n_res; b++)
 			if (plan->res[a].entry != plan->res[b].entry && strcmp(plan->res[a].name, plan->res[b].name) == 0) {
-				vgp_make_usage_error(err, "%s and %s both give the resource %s: set a distinct resourceName",
+				config_error(c, err, "%s and %s both give the resource %s: set a distinct resourceName",
 						     c->paths[plan->res[a].entry], c->paths[plan->res[b].entry],
 						     plan->res[a].name);
 				goto out;

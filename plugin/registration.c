@@ -348,10 +348,10 @@ reg_thread(void *arg)
 			ts_add_ms(&s->next_try, s->backoff_ms);
 			if (s->failures++ == 0 || s->backoff_ms >= VGP_REGISTER_BACKOFF_MAX_MS)
 				log_warn("%s: registration failed: %s; retrying in %d ms", s->resource,
-					 err ? err->msg : "out of memory", s->backoff_ms);
+					 err ? vgp_error_text(err) : "out of memory", s->backoff_ms);
 			else
 				log_debug("%s: registration failed: %s; retrying in %d ms", s->resource,
-					  err ? err->msg : "out of memory", s->backoff_ms);
+					  err ? vgp_error_text(err) : "out of memory", s->backoff_ms);
 			s->backoff_ms *= 2;
 			if (s->backoff_ms > VGP_REGISTER_BACKOFF_MAX_MS)
 				s->backoff_ms = VGP_REGISTER_BACKOFF_MAX_MS;

@@ -221,7 +221,7 @@ refresh_vfio_dev_nodes(struct serve *s, size_t r, struct vgp_served_dev *sd)
 	if (read_vfio_dev_nodes(s->o->host_root, sd, &err) < 0 ||
 	    vgp_server_set_dev_nodes(s->srv, r, sd->addr, sd->vfio_dev_nodes, sd->n_vfio_dev_nodes) < 0) {
 		log_warn("%s: %s: keeping the old iommufd device nodes: %s", s->res[r].name, sd->addr,
-			 err ? err->msg : "out of memory");
+			 err ? vgp_error_text(err) : "out of memory");
 		for (size_t v = 0; v < sd->n_vfio_dev_nodes; v++)
 			free(sd->vfio_dev_nodes[v]);
 		free(sd->vfio_dev_nodes);
@@ -308,7 +308,7 @@ write_status(struct serve *s)
 		text[len] = '\0';
 	}
 	if (vgp_write_atomic(s->o->status_file, text, len, &err) < 0)
-		log_warn("status file: %s", err->msg);
+		log_warn("status file: %s", vgp_error_text(err));
 	free(text);
 }
 
@@ -322,7 +322,7 @@ restart_resource(struct serve *s, size_t i, const char *why)
 
 	log_info("%s: %s: starting a fresh server and registering again", s->res[i].name, why);
 	if (vgp_server_listen(s->srv, i, &err) < 0) {
-		log_error("%s: %s", s->res[i].name, err->msg);
+		log_error("%s: %s", s->res[i].name, vgp_error_text(err));
 		return; /* retried by the next reconcile: the socket is still missing */
 	}
 	vgp_registrar_request(s->reg, i);

@@ -248,7 +248,7 @@ parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 						 "selection in the file");
 	/* a pci.ids file that is not there is a mistake on the command line, like a missing --config file */
 	if (o->pci_ids != NULL && access(o->pci_ids, R_OK) < 0)
-		return vgp_make_usage_error(err, "--pci-ids '%s': %s", o->pci_ids, strerror(errno));
+		return vgp_make_input_error(err, errno, "--pci-ids '%s'", o->pci_ids);
 	/* the role goes into a resource name and a label of the MachineConfig: a DNS label */
 	if (!role_valid(o->role))
 		return vgp_make_usage_error(err, "--role '%s': expected a MachineConfigPool role (lower-case letters, "
@@ -320,26 +320,12 @@ load_config(const struct opts *o, struct node_state *s, vgp_error_t *err)
 	return 0;
 }
 
-/* An error of the plan about the config (invalid input that names a JSON path of it, e.g. "passthrough[0]: count 9
- * but only 7 GPUs match", two entries giving one resource): say which file. Returns -1. */
-static int
-in_config(const struct node_state *s, vgp_error_t *err)
-{
-	const char *m = *err != NULL ? (*err)->msg : NULL;
-	if (m != NULL && (*err)->exit_code == 2 && s->cfg.source != NULL &&
-	    (strncmp(m, "passthrough[", 12) == 0 || strncmp(m, "nodes[", 6) == 0))
-		vgp_error_wrap(err, "%s", s->cfg.source);
-	return -1;
-}
-
 static int
 load_node(const struct opts *o, struct node_state *s, vgp_error_t *err)
 {
 	if (load_config(o, s, err) < 0)
 		return -1;
-	if (vgp_plan_node(&s->eo, &s->inv, &s->plan, err) < 0)
-		return in_config(s, err);
-	return 0;
+	return vgp_plan_node(&s->eo, &s->inv, &s->plan, err);
 }
 
 static int
@@ -443,8 +429,6 @@ cmd_bind(const struct opts *o, vgp_error_t *err)
 	int ret = load_config(o, &s, err);
 	if (ret == 0) {
 		ret = vgp_bind(&s.eo, &rep, err);
-		if (ret < 0)
-			in_config(&s, err);
 		print_results(stdout, &rep);
 		if (rep.have_plan)
 			print_warnings(stderr, &rep.plan);
@@ -506,7 +490,6 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 				 r->msg ? r->msg : "");
 	}
 	if (!rep.have_plan) {
-		in_config(&s, &bind_err);
 		vgp_engine_report_free(&rep);
 		node_state_free(&s);
 		*err = steal_pointer(&bind_err);
@@ -518,7 +501,7 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 	if (msg != NULL)
 		log_warn("%s", msg);
 	if (ret < 0 || rep.plan.shortfall) {
-		const char *why = ret < 0 && bind_err ? bind_err->msg : rep.plan.shortfall_msg;
+		const char *why = ret < 0 && bind_err ? vgp_error_text(bind_err) : rep.plan.shortfall_msg;
 		if (asprintf(&not_ready, "%s", why ? why : "not every planned GPU is served") < 0)
 			not_ready = NULL;
 		log_warn("not ready: %s", not_ready ? not_ready : "");
@@ -584,8 +567,8 @@ main(int argc, char **argv)
 	free(o.devices);
 	free(o.addresses);
 	if (ret < 0) {
-		fprintf(stderr, "vfio-gpu-plugin: %s\n", err && err->msg ? err->msg : "failed");
-		return err ? err->exit_code : 1;
+		fprintf(stderr, "vfio-gpu-plugin: %s\n", vgp_error_text(err)); /* the one place an error is shown */
+		return vgp_error_exit_code(err);
 	}
 	return 0;
 }

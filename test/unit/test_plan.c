@@ -56,7 +56,7 @@ static void
 build_ok(void)
 {
 	int r = build_into(&plan);
-	cr_assert_eq(r, 0, "plan failed: %s", err ? err->msg : "?");
+	cr_assert_eq(r, 0, "plan failed: %s", err ? vgp_error_text(err) : "?");
 }
 
 static const struct vgp_plan_gpu *
@@ -706,8 +706,8 @@ Test(plan, duplicate_resource_name_is_usage_error)
 	pf_pt_numa(pf_pt(&cfg, 0x10de, 1), 1);
 	cr_assert_eq(build_into(&plan), -1);
 	cr_assert_not_null(err);
-	cr_assert_eq(err->exit_code, 2);
-	cr_assert_str_eq(err->msg,
+	cr_assert_eq(vgp_error_exit_code(err), 2);
+	cr_assert_str_eq(vgp_error_text(err),
 			 "passthrough[0] and passthrough[1] both give the resource nvidia.com/AD102GL_L40S: set a distinct resourceName");
 	cr_assert_eq(plan.n, 0, "plan is empty after an error");
 	cr_assert_null(plan.gpus);
@@ -727,8 +727,8 @@ Test(plan, duplicate_explicit_names_is_usage_error)
 	free(p->json_path);
 	p->json_path = strdup("nodes[1].passthrough[1]");
 	cr_assert_eq(build_into(&plan), -1);
-	cr_assert_eq(err->exit_code, 2);
-	cr_assert_str_eq(err->msg, "nodes[1].passthrough[0] and nodes[1].passthrough[1] both give the resource "
+	cr_assert_eq(vgp_error_exit_code(err), 2);
+	cr_assert_str_eq(vgp_error_text(err), "nodes[1].passthrough[0] and nodes[1].passthrough[1] both give the resource "
 				   "nvidia.com/L40S: set a distinct resourceName");
 }
 
@@ -750,8 +750,8 @@ Test(plan, invalid_prefix_is_usage_error)
 	pf_cfg_prefix(&cfg, "Example.org");
 	pf_pt(&cfg, 0x10de, 1);
 	cr_assert_eq(build_into(&plan), -1);
-	cr_assert_eq(err->exit_code, 2);
-	cr_assert_str_eq(err->msg, "resourcePrefix \"Example.org\" is not a valid DNS subdomain");
+	cr_assert_eq(vgp_error_exit_code(err), 2);
+	cr_assert_str_eq(vgp_error_text(err), "resourcePrefix \"Example.org\" is not a valid DNS subdomain");
 }
 
 Test(plan, repaired_name_warned)

@@ -268,24 +268,24 @@ Test(status, register_without_kubelet)
 	/* no kubelet.sock: fails at once, ENOENT */
 	cr_expect_eq(vgp_register_once(dir, "nvidia.com/X", "vfio-gpu-X.sock", 15000, NULL, NULL, &err), -1);
 	cr_assert_not_null(err);
-	cr_expect_eq(err->status, ENOENT, "%s", err->msg);
+	cr_expect_eq(err->status, ENOENT, "%s", vgp_error_text(err));
 	vgp_error_release(&err);
 	/* a kubelet.sock nobody listens on: refused (UNAVAILABLE), well before the 15 s deadline */
 	make_socket("kubelet.sock");
 	cr_expect_eq(vgp_register_once(dir, "nvidia.com/X", "vfio-gpu-X.sock", 15000, NULL, NULL, &err), -1);
 	cr_assert_not_null(err);
-	cr_expect_eq(err->status, ECONNREFUSED, "%s", err->msg);
+	cr_expect_eq(err->status, ECONNREFUSED, "%s", vgp_error_text(err));
 	vgp_error_release(&err);
 	/* expecting another kubelet.sock than the one there (here: none): ESTALE, nothing dialled */
 	struct vgp_sock_id none = { 0, { 0, 0 } }, now = vgp_kubelet_sock_id(dir);
 	cr_expect_neq(now.ino, 0);
 	cr_expect_eq(vgp_register_once(dir, "nvidia.com/X", "vfio-gpu-X.sock", 15000, &none, NULL, &err), -1);
 	cr_assert_not_null(err);
-	cr_expect_eq(err->status, ESTALE, "%s", err->msg);
+	cr_expect_eq(err->status, ESTALE, "%s", vgp_error_text(err));
 	vgp_error_release(&err);
 	cr_expect_eq(vgp_register_once(dir, "nvidia.com/X", "vfio-gpu-X.sock", 15000, &now, NULL, &err), -1);
 	cr_assert_not_null(err);
-	cr_expect_eq(err->status, ECONNREFUSED, "%s", err->msg);
+	cr_expect_eq(err->status, ECONNREFUSED, "%s", vgp_error_text(err));
 	vgp_error_release(&err);
 }
 
