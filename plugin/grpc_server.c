@@ -358,14 +358,111 @@ kind_name(enum kind k)
 	return strrchr(method_path[k], '/') + 1;
 }
 
+/* Allocate and GetPreferredAllocation answer from the resource's device table (allocate.h) and share their
+ * plumbing: unpack the request, answer, log, reply (an error's kind picks the status), free. */
+struct table_call {
+	const char *name;                       /* "Allocate" */
+	const ProtobufCMessageDescriptor *req;  /* its request message */
+	int (*answer)(const struct vgp_served_resource *r, const ProtobufCMessage *in, ProtobufCMessage **out,
+		      vgp_error_t *err);
+	void (*report)(const struct sres *sr, const ProtobufCMessage *out); /* log the answer */
+	void (*free_out)(ProtobufCMessage *out);
+};
+
+static int
+allocate_answer(const struct vgp_served_resource *r, const ProtobufCMessage *in, ProtobufCMessage **out,
+		vgp_error_t *err)
+{
+	V1beta1__AllocateResponse *o = NULL;
+	if (vgp_alloc_allocate(r, (const V1beta1__AllocateRequest *) in, &o, err) < 0)
+		return -1;
+	*out = &o->base;
+	return 0;
+}
+
+static void
+allocate_report(const struct sres *sr, const ProtobufCMessage *out)
+{
+	const V1beta1__AllocateResponse *o = (const V1beta1__AllocateResponse *) out;
+	char msg[256];
+	for (size_t i = 0; i < o->n_container_responses; i++) {
+		const V1beta1__ContainerAllocateResponse *cr = o->container_responses[i];
+		snprintf(msg, sizeof msg, "%s", cr->n_envs > 0 ? cr->envs[0]->value : "");
+		log_info("%s: allocated container %zu: %s (%zu device nodes)", sr->r.name, i, msg, cr->n_devices);
+	}
+}
+
+static void
+allocate_free(ProtobufCMessage *out)
+{
+	vgp_alloc_allocate_free((V1beta1__AllocateResponse *) out);
+}
+
+static const struct table_call allocate_call = {
+	"Allocate", &v1beta1__allocate_request__descriptor, allocate_answer, allocate_report, allocate_free,
+};
+
+static int
+preferred_answer(const struct vgp_served_resource *r, const ProtobufCMessage *in, ProtobufCMessage **out,
+		 vgp_error_t *err)
+{
+	V1beta1__PreferredAllocationResponse *o = NULL;
+	if (vgp_alloc_preferred(r, (const V1beta1__PreferredAllocationRequest *) in, &o, err) < 0)
+		return -1;
+	*out = &o->base;
+	return 0;
+}
+
+static void
+preferred_report(const struct sres *sr, const ProtobufCMessage *out)
+{
+	const V1beta1__PreferredAllocationResponse *o = (const V1beta1__PreferredAllocationResponse *) out;
+	log_debug("%s: preferred allocation for %zu containers", sr->r.name, o->n_container_responses);
+}
+
+static void
+preferred_free(ProtobufCMessage *out)
+{
+	vgp_alloc_preferred_free((V1beta1__PreferredAllocationResponse *) out);
+}
+
+static const struct table_call preferred_call = {
+	"GetPreferredAllocation", &v1beta1__preferred_allocation_request__descriptor, preferred_answer,
+	preferred_report, preferred_free,
+};
+
+static void
+table_unary(struct call *c, struct sres *sr, const struct table_call *t, const uint8_t *buf, size_t len)
+{
+	_cleanup_error_ vgp_error_t err = NULL;
+	ProtobufCMessage *in = protobuf_c_message_unpack(t->req, NULL, len, buf), *out = NULL;
+	char malformed[96];
+
+	if (in == NULL) {
+		log_warn("%s: %s: malformed request (%zu bytes)", sr->r.name, t->name, len);
+		snprintf(malformed, sizeof malformed, "malformed %s", t->req->short_name);
+		unary_reply(c, NULL, GRPC_STATUS_INVALID_ARGUMENT, malformed);
+		return;
+	}
+	if (t->answer(&sr->r, in, &out, &err) < 0) {
+		log_warn("%s: %s refused: %s", sr->r.name, t->name, vgp_error_text(err));
+		unary_reply(c, NULL, err != NULL && err->kind == VGP_ERR_INPUT ? GRPC_STATUS_INVALID_ARGUMENT
+									   : GRPC_STATUS_RESOURCE_EXHAUSTED,
+			    vgp_error_text(err));
+	} else {
+		t->report(sr, out);
+		unary_reply(c, out, GRPC_STATUS_OK, NULL);
+		t->free_out(out);
+	}
+	protobuf_c_message_free_unpacked(in, NULL);
+}
+
 static void
 handle_unary(struct call *c)
 {
 	struct sres *sr = &c->l->srv->res[c->l->res];
 	_cleanup_free_ uint8_t *buf = NULL;
-	_cleanup_error_ vgp_error_t err = NULL;
 	size_t len;
-	char msg[256];
 
 	sr->calls++;
 	log_debug("%s: %s call", sr->r.name, kind_name(c->kind));
@@ -397,55 +494,12 @@ handle_unary(struct call *c)
 		unary_reply(c, &o.base, GRPC_STATUS_OK, NULL);
 		return;
 	}
-	case K_ALLOCATE: {
-		V1beta1__AllocateRequest *in = v1beta1__allocate_request__unpack(NULL, len, buf);
-		V1beta1__AllocateResponse *o = NULL;
-		if (in == NULL) {
-			log_warn("%s: Allocate: malformed request (%zu bytes)", sr->r.name, len);
-			unary_reply(c, NULL, GRPC_STATUS_INVALID_ARGUMENT, "malformed AllocateRequest");
-			return;
-		}
-		if (vgp_alloc_allocate(&sr->r, in, &o, &err) < 0) {
-			log_warn("%s: Allocate refused: %s", sr->r.name, err->msg);
-			unary_reply(c, NULL,
-				    err->exit_code == 2 ? GRPC_STATUS_INVALID_ARGUMENT : GRPC_STATUS_RESOURCE_EXHAUSTED,
-				    err->msg);
-			v1beta1__allocate_request__free_unpacked(in, NULL);
-			return;
-		}
-		for (size_t i = 0; i < o->n_container_responses; i++) {
-			const V1beta1__ContainerAllocateResponse *cr = o->container_responses[i];
-			snprintf(msg, sizeof msg, "%s", cr->n_envs > 0 ? cr->envs[0]->value : "");
-			log_info("%s: allocated container %zu: %s (%zu device nodes)", sr->r.name, i, msg,
-				 cr->n_devices);
-		}
-		unary_reply(c, &o->base, GRPC_STATUS_OK, NULL);
-		vgp_alloc_allocate_free(o);
-		v1beta1__allocate_request__free_unpacked(in, NULL);
+	case K_ALLOCATE:
+		table_unary(c, sr, &allocate_call, buf, len);
 		return;
-	}
-	case K_PREFERRED: {
-		V1beta1__PreferredAllocationRequest *in = v1beta1__preferred_allocation_request__unpack(NULL, len, buf);
-		V1beta1__PreferredAllocationResponse *o = NULL;
-		if (in == NULL) {
-			log_warn("%s: GetPreferredAllocation: malformed request (%zu bytes)", sr->r.name, len);
-			unary_reply(c, NULL, GRPC_STATUS_INVALID_ARGUMENT, "malformed PreferredAllocationRequest");
-			return;
-		}
-		if (vgp_alloc_preferred(&sr->r, in, &o, &err) < 0) {
-			log_warn("%s: GetPreferredAllocation refused: %s", sr->r.name, err->msg);
-			unary_reply(c, NULL,
-				    err->exit_code == 2 ? GRPC_STATUS_INVALID_ARGUMENT : GRPC_STATUS_RESOURCE_EXHAUSTED,
-				    err->msg);
-			v1beta1__preferred_allocation_request__free_unpacked(in, NULL);
-			return;
-		}
-		log_debug("%s: preferred allocation for %zu containers", sr->r.name, o->n_container_responses);
-		unary_reply(c, &o->base, GRPC_STATUS_OK, NULL);
-		vgp_alloc_preferred_free(o);
-		v1beta1__preferred_allocation_request__free_unpacked(in, NULL);
+	case K_PREFERRED:
+		table_unary(c, sr, &preferred_call, buf, len);
 		return;
-	}
 	case K_LAW:
 	case K_N:
 		break;
