@@ -263,7 +263,7 @@ report_known(struct eng *e)
 
 	for (size_t i = 0; i < e->plan.n; i++) {
 		const struct vgp_plan_gpu *g = &e->plan.gpus[i];
-		if (g->action == VGP_ACT_INELIGIBLE && g->entry >= 0 && strncmp(g->reason, "busy:", 5) == 0)
+		if (g->action == VGP_ACT_INELIGIBLE && g->entry >= 0 && g->ineligible == VGP_INEL_BUSY)
 			eng_result(e, e->inv.devs[g->dev].addr, "", VGP_OUT_SKIPPED_BUSY, 0, g->n_members,
 				   "%s: skipped (busy policy skip)", g->reason);
 	}

@@ -261,60 +261,90 @@ fill_members(struct ctx *c, struct vgp_plan_gpu *g, vgp_error_t *err)
 	return 0;
 }
 
-/* Sets w->eligible, or writes why it is not into g->reason. */
-static void
-check_eligible(struct ctx *c, struct vgp_plan_gpu *g, struct work *w)
+/* Why row g cannot be passed through (VGP_INEL_NONE: it can); *other: the member the reason names. */
+static enum vgp_ineligible
+ineligible(const struct ctx *c, const struct vgp_plan_gpu *g, const struct work *w, const struct vgp_pci_dev **other)
 {
 	const struct vgp_inventory *inv = c->inv;
 	const struct vgp_pci_dev *d = w->d;
+
+	*other = NULL;
+	if (!inv->iommu)
+		return VGP_INEL_IOMMU_OFF;
+	if (d->iommu_group < 0)
+		return VGP_INEL_NO_GROUP;
+	for (size_t m = 1; m < g->n_members; m++)
+		if (vgp_dev_is_nvswitch(*other = &inv->devs[g->members[m]]))
+			return VGP_INEL_NVSWITCH;
+	for (size_t m = 1; m < g->n_members; m++)
+		if (!vgp_same_card(d->addr, (*other = &inv->devs[g->members[m]])->addr))
+			return VGP_INEL_FOREIGN;
+	*other = NULL;
+	if (d->sriov_numvfs > 0)
+		return VGP_INEL_SRIOV;
+	if (w->vfio)
+		return VGP_INEL_NONE; /* already passed through: what follows concerns a move */
+	if (d->boot_vga)
+		return VGP_INEL_BOOT_VGA;
+	if (addr_in(d->addr, c->in->exclude, c->in->n_exclude, NULL))
+		return VGP_INEL_EXCLUDED;
+	if (d->n_holders > 0 && c->busy == VGP_BUSY_SKIP)
+		return VGP_INEL_BUSY;
+	return VGP_INEL_NONE;
+}
+
+/* The reason shown for an ineligible row, made from why (o: the member it names). */
+static void
+ineligible_text(const struct ctx *c, struct vgp_plan_gpu *g, const struct vgp_pci_dev *d, enum vgp_ineligible why,
+		const struct vgp_pci_dev *o)
+{
 	char held[160];
+	const char *ex = NULL;
 	size_t at;
 
-	w->eligible = false;
-	if (!inv->iommu) {
+	switch (why) {
+	case VGP_INEL_NONE:
+		break;
+	case VGP_INEL_IOMMU_OFF:
 		setf(g->reason, REASON_LEN, "IOMMU off: no IOMMU groups (enable intel_iommu=on / amd_iommu=on)");
-		return;
-	}
-	if (d->iommu_group < 0) {
+		break;
+	case VGP_INEL_NO_GROUP:
 		setf(g->reason, REASON_LEN, "no IOMMU group");
-		return;
-	}
-	for (size_t m = 1; m < g->n_members; m++) {
-		const struct vgp_pci_dev *o = &inv->devs[g->members[m]];
-		if (vgp_dev_is_nvswitch(o)) {
-			setf(g->reason, REASON_LEN, "NVSwitch %s in IOMMU group %d", o->addr, d->iommu_group);
-			return;
-		}
-	}
-	for (size_t m = 1; m < g->n_members; m++) {
-		const struct vgp_pci_dev *o = &inv->devs[g->members[m]];
-		if (!vgp_same_card(d->addr, o->addr)) {
-			setf(g->reason, REASON_LEN, "foreign device %s (%04x:%04x, %s) in IOMMU group %d", o->addr,
-				 o->vendor, o->device, o->driver[0] ? o->driver : "no driver", d->iommu_group);
-			return;
-		}
-	}
-	if (d->sriov_numvfs > 0) {
+		break;
+	case VGP_INEL_NVSWITCH:
+		setf(g->reason, REASON_LEN, "NVSwitch %s in IOMMU group %d", o->addr, d->iommu_group);
+		break;
+	case VGP_INEL_FOREIGN:
+		setf(g->reason, REASON_LEN, "foreign device %s (%04x:%04x, %s) in IOMMU group %d", o->addr, o->vendor,
+		     o->device, o->driver[0] ? o->driver : "no driver", d->iommu_group);
+		break;
+	case VGP_INEL_SRIOV:
 		setf(g->reason, REASON_LEN, "SR-IOV: %d VF%s enabled", d->sriov_numvfs, d->sriov_numvfs == 1 ? "" : "s");
-		return;
+		break;
+	case VGP_INEL_BOOT_VGA:
+		setf(g->reason, REASON_LEN, "boot VGA (drives the console)");
+		break;
+	case VGP_INEL_EXCLUDED:
+		if (addr_in(d->addr, c->in->exclude, c->in->n_exclude, &at) && c->in->exclude_why != NULL)
+			ex = c->in->exclude_why[at];
+		setf(g->reason, REASON_LEN, "%s", ex != NULL && ex[0] ? ex : "excluded: busy at bind time");
+		break;
+	case VGP_INEL_BUSY:
+		vgp_holders_text(d->holders, d->n_holders, held, sizeof(held));
+		setf(g->reason, REASON_LEN, "busy: held by %s", held);
+		break;
 	}
-	if (!w->vfio) {
-		if (d->boot_vga) {
-			setf(g->reason, REASON_LEN, "boot VGA (drives the console)");
-			return;
-		}
-		if (addr_in(d->addr, c->in->exclude, c->in->n_exclude, &at)) {
-			const char *why = c->in->exclude_why != NULL ? c->in->exclude_why[at] : NULL;
-			setf(g->reason, REASON_LEN, "%s", why != NULL && why[0] ? why : "excluded: busy at bind time");
-			return;
-		}
-		if (d->n_holders > 0 && c->busy == VGP_BUSY_SKIP) {
-			vgp_holders_text(d->holders, d->n_holders, held, sizeof(held));
-			setf(g->reason, REASON_LEN, "busy: held by %s", held);
-			return;
-		}
-	}
-	w->eligible = true;
+}
+
+/* Sets w->eligible, or g->ineligible and the reason shown for it. */
+static void
+check_eligible(struct ctx *c, struct vgp_plan_gpu *g, struct work *w)
+{
+	const struct vgp_pci_dev *o;
+
+	g->ineligible = ineligible(c, g, w, &o);
+	w->eligible = g->ineligible == VGP_INEL_NONE;
+	ineligible_text(c, g, w->d, g->ineligible, o);
 }
 
 /* ---- step 3: names ------------------------------------------------------------------------------------------- */
@@ -722,6 +752,7 @@ finish(struct ctx *c, vgp_error_t *err)
 		struct work *w = &c->w[i];
 
 		if (w->claimed >= 0) {
+			g->ineligible = VGP_INEL_NONE; /* selected after all (already on vfio) */
 			res_name_of(c, (size_t) w->claimed, w, full_name, sizeof(full_name));
 			setf(g->resource, sizeof(g->resource), "%s", full_name);
 			continue;
