@@ -44,13 +44,10 @@ eng_result(struct eng *e, const char *addr, const char *resource, enum vgp_outco
 	   const char *fmt, ...)
 {
 	struct vgp_engine_report *rep = e->rep;
-	struct vgp_gpu_result *nr = realloc(rep->r, (rep->n + 1) * sizeof *nr);
+	struct vgp_gpu_result *nr = vgp_array_push(&rep->r, &rep->n, sizeof *nr);
 	va_list ap;
 	if (nr == NULL)
 		return NULL;
-	rep->r = nr;
-	nr = &rep->r[rep->n++];
-	memset(nr, 0, sizeof *nr);
 	snprintf(nr->addr, sizeof nr->addr, "%s", addr);
 	snprintf(nr->resource, sizeof nr->resource, "%s", resource ? resource : "");
 	nr->outcome = out;
@@ -79,12 +76,10 @@ eng_addr_add(char (**list)[VGP_ADDR_LEN], size_t *n, const char *addr)
 {
 	if (eng_addr_in(*list, *n, addr))
 		return 0;
-	char (*nl)[VGP_ADDR_LEN] = realloc(*list, (*n + 1) * sizeof *nl);
-	if (nl == NULL)
+	char *na = vgp_array_push(list, n, VGP_ADDR_LEN);
+	if (na == NULL)
 		return -1;
-	*list = nl;
-	snprintf(nl[*n], VGP_ADDR_LEN, "%s", addr);
-	(*n)++;
+	snprintf(na, VGP_ADDR_LEN, "%s", addr);
 	return 0;
 }
 
@@ -105,13 +100,11 @@ eng_exclude(struct eng *e, const char *addr, const char *why)
 	for (size_t i = 0; i < e->n_ex; i++)
 		if (strcmp(e->ex[i].addr, addr) == 0)
 			return 0;
-	struct eng_excl *n = realloc(e->ex, (e->n_ex + 1) * sizeof *n);
+	struct eng_excl *n = vgp_array_push(&e->ex, &e->n_ex, sizeof *n);
 	if (n == NULL)
 		return -1;
-	e->ex = n;
-	snprintf(n[e->n_ex].addr, VGP_ADDR_LEN, "%s", addr);
-	n[e->n_ex].why = strdup(why);
-	e->n_ex++;
+	snprintf(n->addr, VGP_ADDR_LEN, "%s", addr);
+	n->why = strdup(why);
 	return 0;
 }
 

@@ -319,11 +319,10 @@ add_cmdline_id(struct vgp_inventory *inv, uint32_t id, vgp_error_t *err)
 	for (size_t i = 0; i < inv->n_cmdline_ids; i++)
 		if (inv->cmdline_ids[i] == id)
 			return 0;
-	v = realloc(inv->cmdline_ids, (inv->n_cmdline_ids + 1) * sizeof *v);
+	v = vgp_array_push(&inv->cmdline_ids, &inv->n_cmdline_ids, sizeof *v);
 	if (v == NULL)
 		return vgp_make_error(err, ENOMEM, "cmdline ids");
-	inv->cmdline_ids = v;
-	v[inv->n_cmdline_ids++] = id;
+	*v = id;
 	return 0;
 }
 

@@ -122,13 +122,12 @@ add_warning(struct vgp_plan *plan, vgp_error_t *err, const char *fmt, ...)
 	va_end(ap);
 	if (msg == NULL)
 		return oom(err);
-	nw = realloc(plan->warnings, (plan->n_warnings + 1) * sizeof(*nw));
+	nw = vgp_array_push(&plan->warnings, &plan->n_warnings, sizeof(*nw));
 	if (nw == NULL) {
 		free(msg);
 		return oom(err);
 	}
-	plan->warnings = nw;
-	plan->warnings[plan->n_warnings++] = msg;
+	*nw = msg;
 	return 0;
 }
 
@@ -375,20 +374,18 @@ add_res(struct ctx *c, size_t e, const char *name, vgp_error_t *err)
 
 	if (find_res(plan, (int) e, name) != NULL)
 		return 0;
-	nr = realloc(plan->res, (plan->n_res + 1) * sizeof(*nr));
+	nr = vgp_array_push(&plan->res, &plan->n_res, sizeof(*nr));
 	if (nr == NULL)
 		return oom(err);
-	plan->res = nr;
 	/* keep an entry's resources sorted by name, entries in order */
-	at = plan->n_res;
+	at = plan->n_res - 1;
 	while (at > 0 && plan->res[at - 1].entry == (int) e && strcmp(plan->res[at - 1].name, name) > 0)
 		at--;
-	memmove(&plan->res[at + 1], &plan->res[at], (plan->n_res - at) * sizeof(*nr));
+	memmove(&plan->res[at + 1], &plan->res[at], (plan->n_res - 1 - at) * sizeof(*nr));
 	memset(&plan->res[at], 0, sizeof(*nr));
 	setf(plan->res[at].name, sizeof(plan->res[at].name), "%s", name);
 	plan->res[at].entry = (int) e;
 	plan->res[at].wanted = c->pt[e].count;
-	plan->n_res++;
 	return 0;
 }
 

@@ -98,13 +98,9 @@ read_vfio_dev_nodes(const char *host_root, struct vgp_served_dev *d, vgp_error_t
 			char **v;
 			if (strncmp(de->d_name, "vfio", 4) != 0 || de->d_name[4] < '0' || de->d_name[4] > '9')
 				continue;
-			v = realloc(d->vfio_dev_nodes, (d->n_vfio_dev_nodes + 1) * sizeof *v);
-			if (v == NULL)
+			v = vgp_array_push(&d->vfio_dev_nodes, &d->n_vfio_dev_nodes, sizeof *v);
+			if (v == NULL || asprintf(v, "/dev/vfio/devices/%s", de->d_name) < 0)
 				return vgp_make_error(err, ENOMEM, "vfio-dev nodes");
-			d->vfio_dev_nodes = v;
-			if (asprintf(&v[d->n_vfio_dev_nodes], "/dev/vfio/devices/%s", de->d_name) < 0)
-				return vgp_make_error(err, ENOMEM, "vfio-dev nodes");
-			d->n_vfio_dev_nodes++;
 		}
 	}
 	if (d->n_vfio_dev_nodes > 1)
@@ -156,14 +152,10 @@ build_tables(struct serve *s, vgp_error_t *err)
 			r->devs[k].vfio_dev_nodes = NULL;
 			r->devs[k].n_vfio_dev_nodes = 0;
 			for (size_t v = 0; v < src->devs[k].n_vfio_dev_nodes; v++) {
-				char **nv = realloc(r->devs[k].vfio_dev_nodes, (v + 1) * sizeof *nv);
-				if (nv == NULL || (nv[v] = strdup(src->devs[k].vfio_dev_nodes[v])) == NULL) {
-					if (nv != NULL)
-						r->devs[k].vfio_dev_nodes = nv;
+				char **nv = vgp_array_push(&r->devs[k].vfio_dev_nodes, &r->devs[k].n_vfio_dev_nodes,
+							   sizeof *nv);
+				if (nv == NULL || (*nv = strdup(src->devs[k].vfio_dev_nodes[v])) == NULL)
 					return vgp_make_error(err, ENOMEM, "serve");
-				}
-				r->devs[k].vfio_dev_nodes = nv;
-				r->devs[k].n_vfio_dev_nodes++;
 			}
 			if (r->iommufd && r->devs[k].n_vfio_dev_nodes == 0 &&
 			    read_vfio_dev_nodes(o->host_root, &r->devs[k], err) < 0)

@@ -138,11 +138,10 @@ static const char *const commands[] = { "serve", "plan", "bind", "release", "kub
 static int
 push(char ***v, size_t *n, char *s, vgp_error_t *err)
 {
-	char **nv = realloc(*v, (*n + 1) * sizeof **v);
+	char **nv = vgp_array_push(v, n, sizeof **v);
 	if (nv == NULL)
 		return vgp_make_error(err, ENOMEM, "flags");
-	nv[(*n)++] = s;
-	*v = nv;
+	*nv = s;
 	return 0;
 }
 
