@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int
-make_error_v(vgp_error_t *err, int status, enum vgp_error_kind kind, const char *fmt, va_list ap)
+int
+vgp_make_error_v(vgp_error_t *err, enum vgp_error_kind kind, int status, const char *fmt, va_list ap)
 {
 	char *msg = NULL;
 	if (err == NULL)
@@ -32,7 +32,7 @@ vgp_make_error(vgp_error_t *err, int status, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	make_error_v(err, status, VGP_ERR_RUNTIME, fmt, ap);
+	vgp_make_error_v(err, VGP_ERR_RUNTIME, status, fmt, ap);
 	va_end(ap);
 	return -1;
 }
@@ -42,7 +42,7 @@ vgp_make_usage_error(vgp_error_t *err, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	make_error_v(err, 0, VGP_ERR_INPUT, fmt, ap);
+	vgp_make_error_v(err, VGP_ERR_INPUT, 0, fmt, ap);
 	va_end(ap);
 	return -1;
 }
@@ -52,7 +52,7 @@ vgp_make_input_error(vgp_error_t *err, int status, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	make_error_v(err, status, VGP_ERR_INPUT, fmt, ap);
+	vgp_make_error_v(err, VGP_ERR_INPUT, status, fmt, ap);
 	va_end(ap);
 	return -1;
 }

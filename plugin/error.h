@@ -29,6 +29,9 @@ int vgp_make_error(vgp_error_t *err, int status, const char *fmt, ...) __attribu
 int vgp_make_usage_error(vgp_error_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Invalid input with the errno of its cause (an unreadable --config or --pci-ids file). */
 int vgp_make_input_error(vgp_error_t *err, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The same with a va_list, any kind (for functions that make errors of their own format). */
+int vgp_make_error_v(vgp_error_t *err, enum vgp_error_kind kind, int status, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
 /* Prefix an existing error's message with more context ("bind 0000:3b:00.0: " + old). Returns -1. */
 int vgp_error_wrap(vgp_error_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* What to show: "<msg>: <strerror(status)>", or msg when status is 0. Owned by err; never NULL. */

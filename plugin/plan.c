@@ -78,18 +78,12 @@ static int __attribute__((format(printf, 3, 4)))
 config_error(const struct ctx *c, vgp_error_t *err, const char *fmt, ...)
 {
 	const char *file = vgp_config_file(c->in->cfg);
-	char *msg = NULL;
 	va_list ap;
 
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
+	vgp_make_error_v(err, VGP_ERR_INPUT, 0, fmt, ap);
 	va_end(ap);
-	if (msg == NULL)
-		return vgp_make_error(err, ENOMEM, "plan");
-	vgp_make_usage_error(err, "%s%s%s", file ? file : "", file ? ": " : "", msg);
-	free(msg);
-	return -1;
+	return file != NULL ? vgp_error_wrap(err, "%s", file) : -1;
 }
 
 /* snprintf that truncates silently: every length that matters is checked before it is used. */
