@@ -91,8 +91,17 @@ struct sres {
 	unsigned long calls;
 };
 
+/* A log line said while mu was held, written once it is released. */
+struct held_log {
+	enum vgp_log_level lvl;
+	char *line;
+};
+
 struct vgp_server {
 	pthread_mutex_t mu;
+	struct held_log *logs;        /* (mu) lines said under mu: no logging while holding it (a slow stderr
+	                                 would stall the completion queue and every set_health caller) */
+	size_t n_logs;
 	pthread_cond_t cond;
 	grpc_completion_queue *cq;
 	pthread_t thread;
@@ -100,6 +109,45 @@ struct vgp_server {
 	struct sres *res;
 	size_t n;
 };
+
+/* Log with s->mu held: the line is kept, and written by srv_unlock once mu is released. */
+static void __attribute__((format(printf, 3, 4)))
+slog(struct vgp_server *s, enum vgp_log_level lvl, const char *fmt, ...)
+{
+	struct held_log *h;
+	char *line = NULL;
+	va_list ap;
+
+	if (lvl > vgp_log_level)
+		return;
+	va_start(ap, fmt);
+	if (vasprintf(&line, fmt, ap) < 0)
+		line = NULL;
+	va_end(ap);
+	if (line == NULL || (h = vgp_array_push(&s->logs, &s->n_logs, sizeof *h)) == NULL) {
+		free(line); /* out of memory: the line is lost, not the call */
+		return;
+	}
+	h->lvl = lvl;
+	h->line = line;
+}
+
+/* Release s->mu, then write the lines said while it was held. */
+static void
+srv_unlock(struct vgp_server *s)
+{
+	struct held_log *logs = s->logs;
+	size_t n = s->n_logs;
+
+	s->logs = NULL;
+	s->n_logs = 0;
+	pthread_mutex_unlock(&s->mu);
+	for (size_t i = 0; i < n; i++) {
+		vgp_log(logs[i].lvl, "%s", logs[i].line);
+		free(logs[i].line);
+	}
+	free(logs);
+}
 
 void
 vgp_server_options(V1beta1__DevicePluginOptions *o)
@@ -269,14 +317,15 @@ request_call(struct listener *l, enum kind k)
 		return;
 	c = call_new(l, k);
 	if (c == NULL) {
-		log_error("%s: out of memory accepting calls", l->srv->res[l->res].r.name);
+		slog(l->srv, VGP_LOG_ERROR, "%s: out of memory accepting calls", l->srv->res[l->res].r.name);
 		return;
 	}
 	c->refs = 1;
 	e = grpc_server_request_registered_call(l->server, l->method[k], &c->call, &c->deadline, &c->md,
 						k == K_LAW ? NULL : &c->payload, l->srv->cq, l->srv->cq, &c->t_new);
 	if (e != GRPC_CALL_OK) {
-		log_error("%s: cannot accept %s calls (grpc error %d)", l->srv->res[l->res].r.name, method_path[k], e);
+		slog(l->srv, VGP_LOG_ERROR, "%s: cannot accept %s calls (grpc error %d)", l->srv->res[l->res].r.name,
+		     method_path[k], e);
 		c->refs = 0;
 		call_free(c);
 	}
@@ -347,7 +396,7 @@ unary_reply(struct call *c, const ProtobufCMessage *msg, grpc_status_code code, 
 	c->refs++;
 	e = grpc_call_start_batch(c->call, ops, n, &c->t_unary, NULL);
 	if (e != GRPC_CALL_OK) {
-		log_error("reply on %s failed (grpc error %d)", method_path[c->kind], e);
+		slog(c->l->srv, VGP_LOG_ERROR, "reply on %s failed (grpc error %d)", method_path[c->kind], e);
 		c->refs--;
 	}
 }
@@ -365,7 +414,7 @@ struct table_call {
 	const ProtobufCMessageDescriptor *req;  /* its request message */
 	int (*answer)(const struct vgp_served_resource *r, const ProtobufCMessage *in, ProtobufCMessage **out,
 		      vgp_error_t *err);
-	void (*report)(const struct sres *sr, const ProtobufCMessage *out); /* log the answer */
+	void (*report)(struct vgp_server *s, const struct sres *sr, const ProtobufCMessage *out); /* log it */
 	void (*free_out)(ProtobufCMessage *out);
 };
 
@@ -381,14 +430,15 @@ allocate_answer(const struct vgp_served_resource *r, const ProtobufCMessage *in,
 }
 
 static void
-allocate_report(const struct sres *sr, const ProtobufCMessage *out)
+allocate_report(struct vgp_server *s, const struct sres *sr, const ProtobufCMessage *out)
 {
 	const V1beta1__AllocateResponse *o = (const V1beta1__AllocateResponse *) out;
 	char msg[256];
 	for (size_t i = 0; i < o->n_container_responses; i++) {
 		const V1beta1__ContainerAllocateResponse *cr = o->container_responses[i];
 		snprintf(msg, sizeof msg, "%s", cr->n_envs > 0 ? cr->envs[0]->value : "");
-		log_info("%s: allocated container %zu: %s (%zu device nodes)", sr->r.name, i, msg, cr->n_devices);
+		slog(s, VGP_LOG_INFO, "%s: allocated container %zu: %s (%zu device nodes)", sr->r.name, i, msg,
+		     cr->n_devices);
 	}
 }
 
@@ -414,10 +464,10 @@ preferred_answer(const struct vgp_served_resource *r, const ProtobufCMessage *in
 }
 
 static void
-preferred_report(const struct sres *sr, const ProtobufCMessage *out)
+preferred_report(struct vgp_server *s, const struct sres *sr, const ProtobufCMessage *out)
 {
 	const V1beta1__PreferredAllocationResponse *o = (const V1beta1__PreferredAllocationResponse *) out;
-	log_debug("%s: preferred allocation for %zu containers", sr->r.name, o->n_container_responses);
+	slog(s, VGP_LOG_DEBUG, "%s: preferred allocation for %zu containers", sr->r.name, o->n_container_responses);
 }
 
 static void
@@ -439,18 +489,18 @@ table_unary(struct call *c, struct sres *sr, const struct table_call *t, const u
 	char malformed[96];
 
 	if (in == NULL) {
-		log_warn("%s: %s: malformed request (%zu bytes)", sr->r.name, t->name, len);
+		slog(c->l->srv, VGP_LOG_WARN, "%s: %s: malformed request (%zu bytes)", sr->r.name, t->name, len);
 		snprintf(malformed, sizeof malformed, "malformed %s", t->req->short_name);
 		unary_reply(c, NULL, GRPC_STATUS_INVALID_ARGUMENT, malformed);
 		return;
 	}
 	if (t->answer(&sr->r, in, &out, &err) < 0) {
-		log_warn("%s: %s refused: %s", sr->r.name, t->name, vgp_error_text(err));
+		slog(c->l->srv, VGP_LOG_WARN, "%s: %s refused: %s", sr->r.name, t->name, vgp_error_text(err));
 		unary_reply(c, NULL, err != NULL && err->kind == VGP_ERR_INPUT ? GRPC_STATUS_INVALID_ARGUMENT
 									   : GRPC_STATUS_RESOURCE_EXHAUSTED,
 			    vgp_error_text(err));
 	} else {
-		t->report(sr, out);
+		t->report(c->l->srv, sr, out);
 		unary_reply(c, out, GRPC_STATUS_OK, NULL);
 		t->free_out(out);
 	}
@@ -465,7 +515,7 @@ handle_unary(struct call *c)
 	size_t len;
 
 	sr->calls++;
-	log_debug("%s: %s call", sr->r.name, kind_name(c->kind));
+	slog(c->l->srv, VGP_LOG_DEBUG, "%s: %s call", sr->r.name, kind_name(c->kind));
 	if (read_bb(c->payload, &buf, &len) < 0) {
 		unary_reply(c, NULL, GRPC_STATUS_INTERNAL, "cannot read the request");
 		return;
@@ -532,7 +582,7 @@ stream_send(struct call *c)
 	c->sent_gen = sr->gen;
 	e = grpc_call_start_batch(c->call, ops, n, &c->t_send, NULL);
 	if (e != GRPC_CALL_OK) {
-		log_warn("%s: ListAndWatch send failed (grpc error %d)", sr->r.name, e);
+		slog(c->l->srv, VGP_LOG_WARN, "%s: ListAndWatch send failed (grpc error %d)", sr->r.name, e);
 		grpc_byte_buffer_destroy(c->send_bb);
 		c->send_bb = NULL;
 		c->sending = false;
@@ -571,7 +621,7 @@ handle_law_start(struct call *c)
 		l->streams->prev = c;
 	l->streams = c;
 	l->n_streams++;
-	log_info("%s: ListAndWatch stream opened (%zu open)", sr->r.name, l->n_streams);
+	slog(l->srv, VGP_LOG_INFO, "%s: ListAndWatch stream opened (%zu open)", sr->r.name, l->n_streams);
 	stream_send(c);
 }
 
@@ -591,7 +641,7 @@ handle_law_recv(struct call *c, bool ok)
 		return;
 	}
 	/* malformed: end the stream with INVALID_ARGUMENT */
-	log_warn("%s: ListAndWatch: malformed request (%zu bytes)", sr->r.name, len);
+	slog(c->l->srv, VGP_LOG_WARN, "%s: ListAndWatch: malformed request (%zu bytes)", sr->r.name, len);
 	c->done = true;
 	c->details = grpc_slice_from_static_string("malformed Empty");
 	c->has_details = true;
@@ -651,7 +701,7 @@ handle_event(struct vgp_server *s, struct tag *t, bool ok)
 		c->done = true;
 		if (c->stream) {
 			stream_unlink(c);
-			log_info("%s: ListAndWatch stream closed (%zu open)", s->res[c->l->res].r.name,
+			slog(s, VGP_LOG_INFO, "%s: ListAndWatch stream closed (%zu open)", s->res[c->l->res].r.name,
 				 c->l->n_streams);
 		}
 		call_unref(c);
@@ -677,7 +727,7 @@ cq_thread(void *arg)
 			continue;
 		pthread_mutex_lock(&s->mu);
 		handle_event(s, ev.tag, ev.success != 0);
-		pthread_mutex_unlock(&s->mu);
+		srv_unlock(s);
 	}
 	return NULL;
 }
@@ -689,13 +739,13 @@ listener_stop(struct vgp_server *s, struct listener *l)
 {
 	pthread_mutex_lock(&s->mu);
 	l->shutting_down = true;
-	pthread_mutex_unlock(&s->mu);
+	srv_unlock(s);
 	grpc_server_shutdown_and_notify(l->server, s->cq, &l->t_shutdown);
 	grpc_server_cancel_all_calls(l->server);
 	pthread_mutex_lock(&s->mu);
 	while (!l->shutdown_done || l->live_calls > 0)
 		pthread_cond_wait(&s->cond, &s->mu);
-	pthread_mutex_unlock(&s->mu);
+	srv_unlock(s);
 	grpc_server_destroy(l->server);
 	free(l);
 }
@@ -728,7 +778,7 @@ vgp_server_stop_listener(struct vgp_server *s, size_t i)
 	pthread_mutex_lock(&s->mu);
 	l = s->res[i].cur;
 	s->res[i].cur = NULL;
-	pthread_mutex_unlock(&s->mu);
+	srv_unlock(s);
 	if (l == NULL)
 		return;
 	listener_stop(s, l);
@@ -781,7 +831,7 @@ vgp_server_listen(struct vgp_server *s, size_t i, vgp_error_t *err)
 	sr->cur = l;
 	for (int k = 0; k < K_N; k++)
 		request_call(l, (enum kind) k);
-	pthread_mutex_unlock(&s->mu);
+	srv_unlock(s);
 	log_info("%s: serving on %s", sr->r.name, sr->sock_path);
 	return 0;
 }
@@ -799,7 +849,6 @@ vgp_server_new(struct vgp_server **out, const char *kubelet_dir, const struct vg
 	s = calloc(1, sizeof *s);
 	if (s == NULL)
 		return vgp_make_error(err, ENOMEM, "server");
-	grpc_init();
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	s->res = calloc(n ? n : 1, sizeof *s->res);
@@ -864,10 +913,12 @@ vgp_server_free(struct vgp_server *s)
 		grpc_slice_unref(s->res[i].list);
 	}
 	free(s->res);
+	for (size_t i = 0; i < s->n_logs; i++)
+		free(s->logs[i].line);
+	free(s->logs);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
-	grpc_shutdown();
 }
 
 int
@@ -887,14 +938,14 @@ vgp_server_set_health(struct vgp_server *s, size_t i, const char *addr, bool hea
 	} else if (sr->r.devs[k].healthy != healthy) {
 		sr->r.devs[k].healthy = healthy;
 		if (repack_list(sr) < 0) {
-			log_error("%s: out of memory building the device list", sr->r.name);
+			slog(s, VGP_LOG_ERROR, "%s: out of memory building the device list", sr->r.name);
 		} else if (sr->cur != NULL) {
 			for (struct call *c = sr->cur->streams; c != NULL; c = c->next)
 				stream_send(c);
 		}
 		ret = 1;
 	}
-	pthread_mutex_unlock(&s->mu);
+	srv_unlock(s);
 	return ret;
 }
 
@@ -919,7 +970,7 @@ vgp_server_set_dev_nodes(struct vgp_server *s, size_t i, const char *addr, char 
 		copy = NULL;
 		ret = 0;
 	}
-	pthread_mutex_unlock(&s->mu);
+	srv_unlock(s);
 	free_strv(copy, n);
 	return ret;
 }
@@ -954,7 +1005,7 @@ vgp_server_listening(struct vgp_server *s, size_t i)
 	bool b;
 	pthread_mutex_lock(&s->mu);
 	b = s->res[i].cur != NULL;
-	pthread_mutex_unlock(&s->mu);
+	srv_unlock(s);
 	return b;
 }
 
@@ -964,7 +1015,7 @@ vgp_server_streams(struct vgp_server *s, size_t i)
 	size_t n;
 	pthread_mutex_lock(&s->mu);
 	n = s->res[i].cur != NULL ? s->res[i].cur->n_streams : 0;
-	pthread_mutex_unlock(&s->mu);
+	srv_unlock(s);
 	return n;
 }
 
@@ -974,6 +1025,6 @@ vgp_server_calls(struct vgp_server *s, size_t i)
 	unsigned long n;
 	pthread_mutex_lock(&s->mu);
 	n = s->res[i].calls;
-	pthread_mutex_unlock(&s->mu);
+	srv_unlock(s);
 	return n;
 }

@@ -22,7 +22,8 @@ struct vgp_server;
  * pre_start_required false, get_preferred_allocation_available true. */
 void vgp_server_options(V1beta1__DevicePluginOptions *o);
 
-/* Copy the tables (deeply: the caller keeps its own), grpc_init, create the completion queue and its thread.
+/* Copy the tables (deeply: the caller keeps its own), create the completion queue and its thread (gRPC is
+ * initialised by the caller: vgp_serve_run owns grpc_init/grpc_shutdown).
  * Nothing listens yet. Errors: a socket path too long for a unix socket, out of memory, thread creation. */
 int vgp_server_new(struct vgp_server **out, const char *kubelet_dir, const struct vgp_served_resource *res,
 		   size_t n, vgp_error_t *err);
@@ -38,7 +39,7 @@ int vgp_server_set_health(struct vgp_server *s, size_t i, const char *addr, bool
  * before a device turns Healthy again: a re-bound function may have been given another /dev/vfio/devices/vfioN.
  * Returns 0, or -1 (unknown device, out of memory: the old nodes stay). */
 int vgp_server_set_dev_nodes(struct vgp_server *s, size_t i, const char *addr, char **nodes, size_t n);
-/* Stop every listener (sockets removed), the completion queue and its thread; free; grpc_shutdown. NULL ok. */
+/* Stop every listener (sockets removed), the completion queue and its thread; free. NULL ok. */
 void vgp_server_free(struct vgp_server *s);
 
 size_t vgp_server_count(const struct vgp_server *s);

@@ -30,7 +30,7 @@
 
 int
 vgp_register_once(const char *kubelet_dir, const char *resource, const char *endpoint, int timeout_ms,
-		  const struct vgp_sock_id *expect, const volatile bool *cancel, vgp_error_t *err)
+		  const struct vgp_sock_id *expect, const atomic_bool *cancel, vgp_error_t *err)
 {
 	V1beta1__RegisterRequest req = V1BETA1__REGISTER_REQUEST__INIT;
 	V1beta1__DevicePluginOptions opts;
@@ -60,7 +60,6 @@ vgp_register_once(const char *kubelet_dir, const char *resource, const char *end
 			return vgp_make_error(err, ESTALE, "%s: re-created since it was last looked at", sock);
 	}
 
-	grpc_init(); /* refcounted: callable without a registrar */
 	vgp_server_options(&opts);
 	req.version = (char *) "v1beta1";
 	req.endpoint = (char *) endpoint;
@@ -106,7 +105,7 @@ vgp_register_once(const char *kubelet_dir, const char *resource, const char *end
 				NULL);
 			if (ev.type == GRPC_OP_COMPLETE)
 				break;
-			if (!cancelled && cancel != NULL && *cancel) {
+			if (!cancelled && cancel != NULL && atomic_load(cancel)) {
 				grpc_call_cancel(call, NULL);
 				cancelled = true;
 			}
@@ -132,7 +131,6 @@ vgp_register_once(const char *kubelet_dir, const char *resource, const char *end
 	grpc_byte_buffer_destroy(send_bb);
 	if (recv_bb != NULL)
 		grpc_byte_buffer_destroy(recv_bb);
-	grpc_shutdown();
 	return ret;
 }
 
@@ -243,7 +241,7 @@ struct vgp_registrar {
 	pthread_cond_t cond;
 	pthread_t thread;
 	bool thread_started;
-	volatile bool stop;
+	atomic_bool stop;             /* set by vgp_registrar_stop, read by the thread and by an attempt in flight */
 	char *kubelet_dir;
 	struct reg_state *res;
 	size_t n;
@@ -282,7 +280,7 @@ reg_thread(void *arg)
 	struct vgp_registrar *r = arg;
 
 	pthread_mutex_lock(&r->mu);
-	while (!r->stop) {
+	while (!atomic_load(&r->stop)) {
 		struct timespec now, wake = { 0, 0 };
 		size_t pick = SIZE_MAX;
 		bool any = false;
@@ -329,7 +327,7 @@ reg_thread(void *arg)
 		}
 		pthread_mutex_lock(&r->mu);
 		s->in_flight = false;
-		if (r->stop)
+		if (atomic_load(&r->stop))
 			break;
 		if (s->gen != gen)
 			continue; /* asked again meanwhile (new socket): register again at once */
@@ -373,13 +371,13 @@ vgp_registrar_start(struct vgp_registrar **out, const char *kubelet_dir, const c
 	r = calloc(1, sizeof *r);
 	if (r == NULL)
 		return vgp_make_error(err, ENOMEM, "registrar");
+	atomic_init(&r->stop, false);
 	r->efd = -1;
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&r->cond, &ca);
 	pthread_condattr_destroy(&ca);
-	grpc_init();
 	r->kubelet_dir = strdup(kubelet_dir);
 	r->res = calloc(n ? n : 1, sizeof *r->res);
 	r->n = n;
@@ -484,7 +482,7 @@ vgp_registrar_stop(struct vgp_registrar *r)
 	if (r == NULL)
 		return;
 	pthread_mutex_lock(&r->mu);
-	r->stop = true;
+	atomic_store(&r->stop, true);
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->mu);
 	if (r->thread_started)
@@ -500,5 +498,4 @@ vgp_registrar_stop(struct vgp_registrar *r)
 	pthread_cond_destroy(&r->cond);
 	pthread_mutex_destroy(&r->mu);
 	free(r);
-	grpc_shutdown();
 }

@@ -477,22 +477,39 @@ run(struct serve *s, vgp_error_t *err)
 	}
 }
 
+/* The signals serve reads from its signalfd (SIGTERM, SIGINT, SIGHUP), with SIGPIPE (held, never read: a peer that
+ * goes away is seen as a write error) when pipe. */
+static void
+serve_signals(sigset_t *set, bool pipe)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	if (pipe)
+		sigaddset(set, SIGPIPE);
+}
+
+void
+vgp_serve_hold_signals(void)
+{
+	sigset_t set;
+	serve_signals(&set, true);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
 int
 vgp_serve_run(const struct vgp_serve_opts *o, vgp_error_t *err)
 {
 	struct serve s = { .o = o, .sfd = -1, .ifd = -1, .tfd = -1, .ready = o->ready };
-	sigset_t mask, old;
+	sigset_t mask;
 	int ret;
 
 	snprintf(s.reason, sizeof s.reason, "%s", o->not_ready_reason ? o->not_ready_reason : "not ready");
-	/* block before any thread starts, so every thread inherits the mask and signals reach the signalfd */
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &mask, &old);
-	sigdelset(&mask, SIGPIPE);
+	/* held before any thread starts (usually already since before the bind), so every thread inherits the mask
+	 * and the signals reach the signalfd */
+	vgp_serve_hold_signals();
+	serve_signals(&mask, false);
 	s.sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	grpc_init();
 	if (s.sfd < 0)
@@ -515,8 +532,7 @@ vgp_serve_run(const struct vgp_serve_opts *o, vgp_error_t *err)
 	if (s.sfd >= 0)
 		close(s.sfd);
 	grpc_shutdown();
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return ret;
+	return ret; /* the signals stay held: the process exits next */
 }
 
 /* ---- health sub-command ---- */

@@ -470,12 +470,7 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 	}
 	/* A SIGTERM during the bind must not cut a group's move in half: hold SIGTERM/SIGINT/SIGHUP until the
 	 * serve loop reads them from its signalfd (a pending SIGTERM then stops it at once, exit 0). */
-	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
+	vgp_serve_hold_signals();
 
 	/* serve binds what exists: a GPU that fell off the bus must not stop the GPUs already in VMs from being
 	 * served (design §6). A failure here is logged and reported not-ready, unless nothing could be planned. */

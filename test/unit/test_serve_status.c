@@ -1,6 +1,7 @@
 /* test_serve_status.c — the `health` check of serve's status file (vgp_status_check) and the warning about
  * another device plugin's socket for the same resource (vgp_warn_competing_sockets). */
 #include <criterion/criterion.h>
+#include <grpc/grpc.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -265,6 +266,7 @@ Test(status, competing_sockets)
 Test(status, register_without_kubelet)
 {
 	vgp_error_t err = NULL;
+	grpc_init(); /* vgp_serve_run's job in the plugin */
 	/* no kubelet.sock: fails at once, ENOENT */
 	cr_expect_eq(vgp_register_once(dir, "nvidia.com/X", "vfio-gpu-X.sock", 15000, NULL, NULL, &err), -1);
 	cr_assert_not_null(err);
@@ -287,6 +289,7 @@ Test(status, register_without_kubelet)
 	cr_assert_not_null(err);
 	cr_expect_eq(err->status, ECONNREFUSED, "%s", vgp_error_text(err));
 	vgp_error_release(&err);
+	grpc_shutdown();
 }
 
 /* a kubelet.sock seen by the serve loop: register with it exactly once, whatever the registrar is doing */
