@@ -1,6 +1,6 @@
 /* allocate.c — owns the answers built from one resource's in-memory device table: the ListAndWatch list,
  * Allocate (DeviceSpecs and the PCI_RESOURCE_<...> env KubeVirt reads); GetPreferredAllocation is preferred.c.
- * Pure: no I/O (design §3: these calls block pod admission and must answer from memory). */
+ * Pure: no I/O (docs/architecture.md §3: these calls block pod admission and must answer from memory). */
 #include "allocate.h"
 
 #include <errno.h>

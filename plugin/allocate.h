@@ -1,6 +1,6 @@
 /* allocate.h — the in-memory device table of one served resource and the kubelet answers built from it
- * (design §3, §4): the ListAndWatch device list, Allocate (DeviceSpecs + PCI_RESOURCE_<...> env) and
- * GetPreferredAllocation (must-include, NUMA, PCI topology). Pure: no I/O, so Allocate and
+ * (docs/architecture.md §3, §4): the ListAndWatch device list, Allocate (DeviceSpecs + PCI_RESOURCE_<...> env)
+ * and GetPreferredAllocation (must-include, NUMA, PCI topology). Pure: no I/O, so Allocate and
  * GetPreferredAllocation answer from memory and can be unit-tested with plain data.
  *
  * Messages returned here are built with malloc and freed with the matching vgp_alloc_*_free(). */

@@ -1,5 +1,5 @@
-/* config.c — the configuration (design §6): the JSON file parsed with jansson and validated fully, the simple
- * flags (--device/--address/--count) turned into the same structure, and the choice of the per-node passthrough
+/* config.c — the configuration (docs/architecture.md §6): the JSON file parsed with jansson and validated fully,
+ * the simple flags (--device/--address/--count) turned into the same structure, and the choice of the per-node passthrough
  * list. Pure apart from vgp_config_load_file, which reads the file it is given.
  *
  * Every invalid input is a usage error (exit 2) with one message: "<source>: <json path>: expected <what>,

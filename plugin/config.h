@@ -1,5 +1,5 @@
-/* config.h — the configuration: flags for the simple case or the JSON file of design §6, validated fully
- * (pure: the parser takes text, never a path it opens itself, except vgp_config_load_file). */
+/* config.h — the configuration: flags for the simple case or the JSON file of docs/architecture.md §6, validated
+ * fully (pure: the parser takes text, never a path it opens itself, except vgp_config_load_file). */
 #ifndef VGP_CONFIG_H
 #define VGP_CONFIG_H
 

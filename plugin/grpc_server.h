@@ -1,5 +1,5 @@
-/* grpc_server.h — the kubelet DevicePlugin v1beta1 service (design §3, §9) with gRPC's C core: one grpc_server per
- * resource on <kubelet-dir>/vfio-gpu-<NAME>.sock, all on ONE completion queue served by ONE thread; each call a
+/* grpc_server.h — the kubelet DevicePlugin v1beta1 service (docs/architecture.md §3, §9, §11) with gRPC's C
+ * core: one grpc_server per resource on <kubelet-dir>/vfio-gpu-<NAME>.sock, all on ONE completion queue served by ONE thread; each call a
  * small state machine. ListAndWatch streams (any number) get the whole list at once and again on every health
  * change (at most one send in flight per stream, the latest list pending); Allocate and GetPreferredAllocation
  * answer from the in-memory table (allocate.h), never from sysfs or disk.

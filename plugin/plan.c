@@ -1,4 +1,4 @@
-/* plan.c — the pure decision (design §1 item 3, §5 preconditions, §7 NVSwitch): inventory + config (+ the
+/* plan.c — the pure decision (docs/architecture.md §1, §5 eligibility, §7 NVSwitch): inventory + config (+ the
  * journal's sticky list and the bind engine's exclude list) -> for every GPU of the node an action, a reason and
  * the resource it is served under. No I/O. Deterministic: every order is by entry index or PCI address.
  *

@@ -1,5 +1,5 @@
 /* serve_loop.h — the long-running part of `vfio-gpu-plugin serve` after plan and bind: gRPC servers, registration,
- * health watching, kubelet restarts, signals and the status file (design §1 Serve/Watch, §3). */
+ * health watching, kubelet restarts, signals and the status file (docs/architecture.md §1, §3, §9). */
 #ifndef VGP_SERVE_H
 #define VGP_SERVE_H
 

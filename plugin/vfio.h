@@ -1,4 +1,4 @@
-/* vfio.h — the bind engine (design §5, §7): carries out the plan, moving each planned GPU with every other function
+/* vfio.h — the bind engine (docs/architecture.md §1, §5, §8): carries out the plan, moving each planned GPU with every other function
  * of its IOMMU group to vfio-pci, step by step verified, journaled before the first write to a device, rolled
  * back when a step fails; repairs what a killed run left behind; gives GPUs back (release). It never prints:
  * main() shows the per-GPU results; progress lines go through log.h (info level).

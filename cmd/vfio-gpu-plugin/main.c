@@ -473,7 +473,8 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 	vgp_serve_hold_signals();
 
 	/* serve binds what exists: a GPU that fell off the bus must not stop the GPUs already in VMs from being
-	 * served (design §6). A failure here is logged and reported not-ready, unless nothing could be planned. */
+	 * served (docs/architecture.md §6). A failure here is logged and reported not-ready, unless nothing could be
+	 * planned. */
 	s.eo.shortfall_ok = true;
 	ret = vgp_bind(&s.eo, &rep, &bind_err);
 	for (size_t i = 0; i < rep.n; i++) {

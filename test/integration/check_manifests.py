@@ -504,7 +504,7 @@ def check_mc(mc, where):
         return None
     lines = [l for l in text.splitlines() if l.strip() and not l.startswith("#")]
     bad = [l for l in lines if not UDEV_RE.match(l)]
-    check(lines and not bad, "%s: %d rule lines, each exactly the udev format of design §7%s"
+    check(lines and not bad, "%s: %d rule lines, each exactly the udev format of docs/architecture.md §7%s"
           % (where, len(lines), (": bad " + repr(bad[:2])) if bad else ""))
     return [UDEV_RE.match(l).group(1) for l in lines if UDEV_RE.match(l)]
 

@@ -1,5 +1,5 @@
-/* test_config.c — unit tests of plugin/config.c: the JSON file of design §6 (every field, defaults, each class
- * of invalid input with its message), the simple flags, node selection by glob, the pure helpers. */
+/* test_config.c — unit tests of plugin/config.c: the JSON file of docs/architecture.md §6 (every field, defaults,
+ * each class of invalid input with its message), the simple flags, node selection by glob, the pure helpers. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
@@ -44,7 +44,7 @@ parse_ok(const char *json)
 		cr_assert_null(cfg.source);                                                                  \
 	} while (0)
 
-/* ---- the full example of design §6, every field read back ---- */
+/* ---- the full example of docs/architecture.md §6, every field read back ---- */
 
 Test(config, design_example_round_trip)
 {
