@@ -1,8 +1,7 @@
 /* grpc_server.c — owns the DevicePlugin gRPC servers (one per resource), their single completion queue and its
- * thread, the per-call state machines, and the served device tables with their current health.
+ * thread, and the served device tables with their current health; the per-call state machines are grpc_calls.c.
  *
- * Every call is a struct call with one tag per kind of batch it starts; refs counts the batches in flight
- * (plus the pending request) and the call is freed when it drops to zero. A listener (one grpc_server) lives
+ * A listener (one grpc_server) lives
  * until its shutdown tag came back and its last call was freed; vgp_server_listen() then destroys it, so a
  * kubelet restart replaces a resource's server without touching the others. All state is under one mutex; the
  * completion-queue thread takes it per event, vgp_server_set_health() from any thread. */
@@ -25,13 +24,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "grpc_server-internal.h"
 #include "log.h"
 #include "names.h"
 #include "util.h"
 
-enum kind { K_OPTIONS, K_LAW, K_PREFERRED, K_ALLOCATE, K_PRESTART, K_N };
-
-static const char *const method_path[K_N] = {
+const char *const srv_method_path[K_N] = {
 	"/v1beta1.DevicePlugin/GetDevicePluginOptions",
 	"/v1beta1.DevicePlugin/ListAndWatch",
 	"/v1beta1.DevicePlugin/GetPreferredAllocation",
@@ -39,80 +37,9 @@ static const char *const method_path[K_N] = {
 	"/v1beta1.DevicePlugin/PreStartContainer",
 };
 
-enum what { W_NEW, W_UNARY, W_SEND, W_RECV, W_CLOSE, W_STATUS, W_SHUTDOWN };
-
-struct tag {
-	enum what what;
-	void *obj; /* struct call *, or struct listener * for W_SHUTDOWN */
-};
-
-struct listener;
-
-struct call {
-	struct listener *l;
-	enum kind kind;
-	grpc_call *call;
-	gpr_timespec deadline;
-	grpc_metadata_array md;
-	grpc_byte_buffer *payload;  /* unary request, or ListAndWatch's Empty (RECV_MESSAGE) */
-	grpc_byte_buffer *send_bb;  /* in flight */
-	grpc_slice details;         /* status details in flight */
-	bool has_details;
-	int cancelled;
-	int refs;                   /* batches in flight, plus the pending request */
-	bool stream;                /* ListAndWatch, in the listener's stream list */
-	bool sending;
-	bool done;                  /* ListAndWatch: closed, or failed: send nothing more */
-	uint64_t sent_gen;
-	struct call *prev, *next;   /* stream list */
-	struct tag t_new, t_unary, t_send, t_recv, t_close, t_status;
-};
-
-struct listener {
-	struct vgp_server *srv;
-	size_t res;
-	grpc_server *server;
-	void *method[K_N];
-	bool shutting_down, shutdown_done;
-	size_t live_calls;          /* struct call objects of this listener */
-	struct call *streams;
-	size_t n_streams;
-	struct tag t_shutdown;
-};
-
-struct sres {
-	struct vgp_served_resource r; /* deep copy; health updated in place */
-	char sock_name[VGP_RESOURCE_LEN + 16];
-	char sock_path[PATH_MAX];
-	char target[PATH_MAX + 8];    /* "unix:" + sock_path */
-	struct listener *cur;
-	grpc_slice list;              /* the packed ListAndWatchResponse of generation gen */
-	uint64_t gen;
-	unsigned long calls;
-};
-
-/* A log line said while mu was held, written once it is released. */
-struct held_log {
-	enum vgp_log_level lvl;
-	char *line;
-};
-
-struct vgp_server {
-	pthread_mutex_t mu;
-	struct held_log *logs;        /* (mu) lines said under mu: no logging while holding it (a slow stderr
-	                                 would stall the completion queue and every set_health caller) */
-	size_t n_logs;
-	pthread_cond_t cond;
-	grpc_completion_queue *cq;
-	pthread_t thread;
-	bool thread_started;
-	struct sres *res;
-	size_t n;
-};
-
 /* Log with s->mu held: the line is kept, and written by srv_unlock once mu is released. */
-static void __attribute__((format(printf, 3, 4)))
-slog(struct vgp_server *s, enum vgp_log_level lvl, const char *fmt, ...)
+void
+srv_log(struct vgp_server *s, enum vgp_log_level lvl, const char *fmt, ...)
 {
 	struct held_log *h;
 	char *line = NULL;
@@ -133,7 +60,7 @@ slog(struct vgp_server *s, enum vgp_log_level lvl, const char *fmt, ...)
 }
 
 /* Release s->mu, then write the lines said while it was held. */
-static void
+void
 srv_unlock(struct vgp_server *s)
 {
 	struct held_log *logs = s->logs;
@@ -222,8 +149,8 @@ copy_table(struct vgp_served_resource *dst, const struct vgp_served_resource *sr
 
 /* Re-pack the ListAndWatch list of resource sr (under the mutex). Returns 0 or -1 (out of memory: the old
  * list stays). */
-static int
-repack_list(struct sres *sr)
+int
+srv_repack_list(struct sres *sr)
 {
 	V1beta1__ListAndWatchResponse *m = vgp_alloc_list(&sr->r);
 	size_t len;
@@ -241,479 +168,6 @@ repack_list(struct sres *sr)
 	return 0;
 }
 
-/* ---- calls ---- */
-
-static struct call *
-call_new(struct listener *l, enum kind k)
-{
-	struct call *c = calloc(1, sizeof *c);
-	if (c == NULL)
-		return NULL;
-	c->l = l;
-	c->kind = k;
-	grpc_metadata_array_init(&c->md);
-	c->t_new = (struct tag) { W_NEW, c };
-	c->t_unary = (struct tag) { W_UNARY, c };
-	c->t_send = (struct tag) { W_SEND, c };
-	c->t_recv = (struct tag) { W_RECV, c };
-	c->t_close = (struct tag) { W_CLOSE, c };
-	c->t_status = (struct tag) { W_STATUS, c };
-	l->live_calls++;
-	return c;
-}
-
-static void
-stream_unlink(struct call *c)
-{
-	struct listener *l = c->l;
-	if (!c->stream)
-		return;
-	if (c->prev != NULL)
-		c->prev->next = c->next;
-	else
-		l->streams = c->next;
-	if (c->next != NULL)
-		c->next->prev = c->prev;
-	c->prev = c->next = NULL;
-	c->stream = false;
-	l->n_streams--;
-}
-
-/* Called with the mutex held when refs dropped to zero. */
-static void
-call_free(struct call *c)
-{
-	struct listener *l = c->l;
-	stream_unlink(c);
-	if (c->call != NULL)
-		grpc_call_unref(c->call);
-	grpc_metadata_array_destroy(&c->md);
-	if (c->payload != NULL)
-		grpc_byte_buffer_destroy(c->payload);
-	if (c->send_bb != NULL)
-		grpc_byte_buffer_destroy(c->send_bb);
-	if (c->has_details)
-		grpc_slice_unref(c->details);
-	free(c);
-	l->live_calls--;
-	pthread_cond_broadcast(&l->srv->cond);
-}
-
-static void
-call_unref(struct call *c)
-{
-	if (--c->refs == 0)
-		call_free(c);
-}
-
-/* Ask for the next call of kind k on listener l (mutex held). */
-static void
-request_call(struct listener *l, enum kind k)
-{
-	struct call *c;
-	grpc_call_error e;
-
-	if (l->shutting_down)
-		return;
-	c = call_new(l, k);
-	if (c == NULL) {
-		slog(l->srv, VGP_LOG_ERROR, "%s: out of memory accepting calls", l->srv->res[l->res].r.name);
-		return;
-	}
-	c->refs = 1;
-	e = grpc_server_request_registered_call(l->server, l->method[k], &c->call, &c->deadline, &c->md,
-						k == K_LAW ? NULL : &c->payload, l->srv->cq, l->srv->cq, &c->t_new);
-	if (e != GRPC_CALL_OK) {
-		slog(l->srv, VGP_LOG_ERROR, "%s: cannot accept %s calls (grpc error %d)", l->srv->res[l->res].r.name,
-		     method_path[k], e);
-		c->refs = 0;
-		call_free(c);
-	}
-}
-
-/* Read a whole byte buffer into *buf (malloc'd, may be NULL for an empty buffer). Returns 0 or -1. */
-static int
-read_bb(grpc_byte_buffer *bb, uint8_t **buf, size_t *len)
-{
-	grpc_byte_buffer_reader rd;
-	grpc_slice s;
-
-	*buf = NULL;
-	*len = 0;
-	if (bb == NULL)
-		return 0;
-	if (!grpc_byte_buffer_reader_init(&rd, bb))
-		return -1;
-	s = grpc_byte_buffer_reader_readall(&rd);
-	grpc_byte_buffer_reader_destroy(&rd);
-	*len = GRPC_SLICE_LENGTH(s);
-	if (*len > 0) {
-		*buf = malloc(*len);
-		if (*buf == NULL) {
-			grpc_slice_unref(s);
-			return -1;
-		}
-		memcpy(*buf, GRPC_SLICE_START_PTR(s), *len);
-	}
-	grpc_slice_unref(s);
-	return 0;
-}
-
-/* Finish a unary call: the reply message (NULL for none) and a status, in one batch (mutex held). */
-static void
-unary_reply(struct call *c, const ProtobufCMessage *msg, grpc_status_code code, const char *details)
-{
-	grpc_op ops[4];
-	size_t n = 0;
-	grpc_call_error e;
-
-	memset(ops, 0, sizeof ops);
-	ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
-	ops[n].data.send_initial_metadata.count = 0;
-	n++;
-	if (msg != NULL) {
-		size_t len = protobuf_c_message_get_packed_size(msg);
-		grpc_slice s = grpc_slice_malloc(len);
-		protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(s));
-		c->send_bb = grpc_raw_byte_buffer_create(&s, 1);
-		grpc_slice_unref(s);
-		ops[n].op = GRPC_OP_SEND_MESSAGE;
-		ops[n].data.send_message.send_message = c->send_bb;
-		n++;
-	}
-	ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-	ops[n].data.send_status_from_server.trailing_metadata_count = 0;
-	ops[n].data.send_status_from_server.status = code;
-	if (details != NULL) {
-		c->details = grpc_slice_from_copied_string(details);
-		c->has_details = true;
-		ops[n].data.send_status_from_server.status_details = &c->details;
-	}
-	n++;
-	ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-	ops[n].data.recv_close_on_server.cancelled = &c->cancelled;
-	n++;
-	c->refs++;
-	e = grpc_call_start_batch(c->call, ops, n, &c->t_unary, NULL);
-	if (e != GRPC_CALL_OK) {
-		slog(c->l->srv, VGP_LOG_ERROR, "reply on %s failed (grpc error %d)", method_path[c->kind], e);
-		c->refs--;
-	}
-}
-
-static const char *
-kind_name(enum kind k)
-{
-	return strrchr(method_path[k], '/') + 1;
-}
-
-/* Allocate and GetPreferredAllocation answer from the resource's device table (allocate.h) and share their
- * plumbing: unpack the request, answer, log, reply (an error's kind picks the status), free. */
-struct table_call {
-	const char *name;                       /* "Allocate" */
-	const ProtobufCMessageDescriptor *req;  /* its request message */
-	int (*answer)(const struct vgp_served_resource *r, const ProtobufCMessage *in, ProtobufCMessage **out,
-		      vgp_error_t *err);
-	void (*report)(struct vgp_server *s, const struct sres *sr, const ProtobufCMessage *out); /* log it */
-	void (*free_out)(ProtobufCMessage *out);
-};
-
-static int
-allocate_answer(const struct vgp_served_resource *r, const ProtobufCMessage *in, ProtobufCMessage **out,
-		vgp_error_t *err)
-{
-	V1beta1__AllocateResponse *o = NULL;
-	if (vgp_alloc_allocate(r, (const V1beta1__AllocateRequest *) in, &o, err) < 0)
-		return -1;
-	*out = &o->base;
-	return 0;
-}
-
-static void
-allocate_report(struct vgp_server *s, const struct sres *sr, const ProtobufCMessage *out)
-{
-	const V1beta1__AllocateResponse *o = (const V1beta1__AllocateResponse *) out;
-	char msg[256];
-	for (size_t i = 0; i < o->n_container_responses; i++) {
-		const V1beta1__ContainerAllocateResponse *cr = o->container_responses[i];
-		snprintf(msg, sizeof msg, "%s", cr->n_envs > 0 ? cr->envs[0]->value : "");
-		slog(s, VGP_LOG_INFO, "%s: allocated container %zu: %s (%zu device nodes)", sr->r.name, i, msg,
-		     cr->n_devices);
-	}
-}
-
-static void
-allocate_free(ProtobufCMessage *out)
-{
-	vgp_alloc_allocate_free((V1beta1__AllocateResponse *) out);
-}
-
-static const struct table_call allocate_call = {
-	"Allocate", &v1beta1__allocate_request__descriptor, allocate_answer, allocate_report, allocate_free,
-};
-
-static int
-preferred_answer(const struct vgp_served_resource *r, const ProtobufCMessage *in, ProtobufCMessage **out,
-		 vgp_error_t *err)
-{
-	V1beta1__PreferredAllocationResponse *o = NULL;
-	if (vgp_alloc_preferred(r, (const V1beta1__PreferredAllocationRequest *) in, &o, err) < 0)
-		return -1;
-	*out = &o->base;
-	return 0;
-}
-
-static void
-preferred_report(struct vgp_server *s, const struct sres *sr, const ProtobufCMessage *out)
-{
-	const V1beta1__PreferredAllocationResponse *o = (const V1beta1__PreferredAllocationResponse *) out;
-	slog(s, VGP_LOG_DEBUG, "%s: preferred allocation for %zu containers", sr->r.name, o->n_container_responses);
-}
-
-static void
-preferred_free(ProtobufCMessage *out)
-{
-	vgp_alloc_preferred_free((V1beta1__PreferredAllocationResponse *) out);
-}
-
-static const struct table_call preferred_call = {
-	"GetPreferredAllocation", &v1beta1__preferred_allocation_request__descriptor, preferred_answer,
-	preferred_report, preferred_free,
-};
-
-static void
-table_unary(struct call *c, struct sres *sr, const struct table_call *t, const uint8_t *buf, size_t len)
-{
-	_cleanup_error_ vgp_error_t err = NULL;
-	ProtobufCMessage *in = protobuf_c_message_unpack(t->req, NULL, len, buf), *out = NULL;
-	char malformed[96];
-
-	if (in == NULL) {
-		slog(c->l->srv, VGP_LOG_WARN, "%s: %s: malformed request (%zu bytes)", sr->r.name, t->name, len);
-		snprintf(malformed, sizeof malformed, "malformed %s", t->req->short_name);
-		unary_reply(c, NULL, GRPC_STATUS_INVALID_ARGUMENT, malformed);
-		return;
-	}
-	if (t->answer(&sr->r, in, &out, &err) < 0) {
-		slog(c->l->srv, VGP_LOG_WARN, "%s: %s refused: %s", sr->r.name, t->name, vgp_error_text(err));
-		unary_reply(c, NULL, err != NULL && err->kind == VGP_ERR_INPUT ? GRPC_STATUS_INVALID_ARGUMENT
-									   : GRPC_STATUS_RESOURCE_EXHAUSTED,
-			    vgp_error_text(err));
-	} else {
-		t->report(c->l->srv, sr, out);
-		unary_reply(c, out, GRPC_STATUS_OK, NULL);
-		t->free_out(out);
-	}
-	protobuf_c_message_free_unpacked(in, NULL);
-}
-
-static void
-handle_unary(struct call *c)
-{
-	struct sres *sr = &c->l->srv->res[c->l->res];
-	_cleanup_free_ uint8_t *buf = NULL;
-	size_t len;
-
-	sr->calls++;
-	slog(c->l->srv, VGP_LOG_DEBUG, "%s: %s call", sr->r.name, kind_name(c->kind));
-	if (read_bb(c->payload, &buf, &len) < 0) {
-		unary_reply(c, NULL, GRPC_STATUS_INTERNAL, "cannot read the request");
-		return;
-	}
-	switch (c->kind) {
-	case K_OPTIONS: {
-		V1beta1__Empty *in = v1beta1__empty__unpack(NULL, len, buf);
-		V1beta1__DevicePluginOptions o;
-		if (in == NULL) {
-			unary_reply(c, NULL, GRPC_STATUS_INVALID_ARGUMENT, "malformed Empty");
-			return;
-		}
-		v1beta1__empty__free_unpacked(in, NULL);
-		vgp_server_options(&o);
-		unary_reply(c, &o.base, GRPC_STATUS_OK, NULL);
-		return;
-	}
-	case K_PRESTART: {
-		V1beta1__PreStartContainerRequest *in = v1beta1__pre_start_container_request__unpack(NULL, len, buf);
-		V1beta1__PreStartContainerResponse o = V1BETA1__PRE_START_CONTAINER_RESPONSE__INIT;
-		if (in == NULL) {
-			unary_reply(c, NULL, GRPC_STATUS_INVALID_ARGUMENT, "malformed PreStartContainerRequest");
-			return;
-		}
-		v1beta1__pre_start_container_request__free_unpacked(in, NULL);
-		unary_reply(c, &o.base, GRPC_STATUS_OK, NULL);
-		return;
-	}
-	case K_ALLOCATE:
-		table_unary(c, sr, &allocate_call, buf, len);
-		return;
-	case K_PREFERRED:
-		table_unary(c, sr, &preferred_call, buf, len);
-		return;
-	case K_LAW:
-	case K_N:
-		break;
-	}
-}
-
-/* Send the current list on stream c unless a send is in flight or it is current (mutex held). */
-static void
-stream_send(struct call *c)
-{
-	struct sres *sr = &c->l->srv->res[c->l->res];
-	grpc_op ops[2];
-	size_t n = 0;
-	grpc_call_error e;
-
-	if (c->done || c->sending || c->sent_gen == sr->gen)
-		return;
-	memset(ops, 0, sizeof ops);
-	if (c->sent_gen == 0) { /* first message: the initial metadata goes with it */
-		ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
-		ops[n].data.send_initial_metadata.count = 0;
-		n++;
-	}
-	c->send_bb = grpc_raw_byte_buffer_create(&sr->list, 1);
-	ops[n].op = GRPC_OP_SEND_MESSAGE;
-	ops[n].data.send_message.send_message = c->send_bb;
-	n++;
-	c->refs++;
-	c->sending = true;
-	c->sent_gen = sr->gen;
-	e = grpc_call_start_batch(c->call, ops, n, &c->t_send, NULL);
-	if (e != GRPC_CALL_OK) {
-		slog(c->l->srv, VGP_LOG_WARN, "%s: ListAndWatch send failed (grpc error %d)", sr->r.name, e);
-		grpc_byte_buffer_destroy(c->send_bb);
-		c->send_bb = NULL;
-		c->sending = false;
-		c->done = true;
-		c->refs--;
-	}
-}
-
-static void
-handle_law_start(struct call *c)
-{
-	struct listener *l = c->l;
-	struct sres *sr = &l->srv->res[l->res];
-	grpc_op op;
-
-	sr->calls++;
-	/* the client going away (or the call being cancelled) completes this at once */
-	memset(&op, 0, sizeof op);
-	op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-	op.data.recv_close_on_server.cancelled = &c->cancelled;
-	c->refs++;
-	if (grpc_call_start_batch(c->call, &op, 1, &c->t_close, NULL) != GRPC_CALL_OK) {
-		c->refs--;
-		return; /* nothing else started: freed by the caller's unref */
-	}
-	/* read the Empty request (content ignored unless malformed) */
-	memset(&op, 0, sizeof op);
-	op.op = GRPC_OP_RECV_MESSAGE;
-	op.data.recv_message.recv_message = &c->payload;
-	c->refs++;
-	if (grpc_call_start_batch(c->call, &op, 1, &c->t_recv, NULL) != GRPC_CALL_OK)
-		c->refs--;
-	c->stream = true;
-	c->next = l->streams;
-	if (l->streams != NULL)
-		l->streams->prev = c;
-	l->streams = c;
-	l->n_streams++;
-	slog(l->srv, VGP_LOG_INFO, "%s: ListAndWatch stream opened (%zu open)", sr->r.name, l->n_streams);
-	stream_send(c);
-}
-
-static void
-handle_law_recv(struct call *c, bool ok)
-{
-	struct sres *sr = &c->l->srv->res[c->l->res];
-	_cleanup_free_ uint8_t *buf = NULL;
-	V1beta1__Empty *in;
-	size_t len = 0;
-	grpc_op op;
-
-	if (!ok || c->payload == NULL)
-		return;
-	if (read_bb(c->payload, &buf, &len) == 0 && (in = v1beta1__empty__unpack(NULL, len, buf)) != NULL) {
-		v1beta1__empty__free_unpacked(in, NULL);
-		return;
-	}
-	/* malformed: end the stream with INVALID_ARGUMENT */
-	slog(c->l->srv, VGP_LOG_WARN, "%s: ListAndWatch: malformed request (%zu bytes)", sr->r.name, len);
-	c->done = true;
-	c->details = grpc_slice_from_static_string("malformed Empty");
-	c->has_details = true;
-	memset(&op, 0, sizeof op);
-	op.op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-	op.data.send_status_from_server.status = GRPC_STATUS_INVALID_ARGUMENT;
-	op.data.send_status_from_server.status_details = &c->details;
-	c->refs++;
-	if (grpc_call_start_batch(c->call, &op, 1, &c->t_status, NULL) != GRPC_CALL_OK)
-		c->refs--;
-}
-
-static void
-handle_event(struct vgp_server *s, struct tag *t, bool ok)
-{
-	struct call *c = t->obj;
-
-	if (t->what == W_SHUTDOWN) {
-		struct listener *l = t->obj;
-		l->shutdown_done = true;
-		pthread_cond_broadcast(&s->cond);
-		return;
-	}
-	switch (t->what) {
-	case W_NEW:
-		if (!ok) { /* the listener is shutting down: the pending request was cancelled */
-			call_unref(c);
-			return;
-		}
-		request_call(c->l, c->kind); /* keep one request pending per method */
-		if (c->kind == K_LAW)
-			handle_law_start(c);
-		else
-			handle_unary(c);
-		call_unref(c);
-		return;
-	case W_UNARY:
-		call_unref(c);
-		return;
-	case W_SEND:
-		c->sending = false;
-		if (c->send_bb != NULL) {
-			grpc_byte_buffer_destroy(c->send_bb);
-			c->send_bb = NULL;
-		}
-		if (!ok)
-			c->done = true;
-		else
-			stream_send(c); /* the list changed while this one was in flight */
-		call_unref(c);
-		return;
-	case W_RECV:
-		handle_law_recv(c, ok);
-		call_unref(c);
-		return;
-	case W_CLOSE:
-		c->done = true;
-		if (c->stream) {
-			stream_unlink(c);
-			slog(s, VGP_LOG_INFO, "%s: ListAndWatch stream closed (%zu open)", s->res[c->l->res].r.name,
-				 c->l->n_streams);
-		}
-		call_unref(c);
-		return;
-	case W_STATUS:
-		call_unref(c);
-		return;
-	case W_SHUTDOWN:
-		break;
-	}
-}
-
 static void *
 cq_thread(void *arg)
 {
@@ -726,7 +180,7 @@ cq_thread(void *arg)
 		if (ev.type != GRPC_OP_COMPLETE)
 			continue;
 		pthread_mutex_lock(&s->mu);
-		handle_event(s, ev.tag, ev.success != 0);
+		srv_handle_event(s, ev.tag, ev.success != 0);
 		srv_unlock(s);
 	}
 	return NULL;
@@ -808,14 +262,14 @@ vgp_server_listen(struct vgp_server *s, size_t i, vgp_error_t *err)
 	l->server = grpc_server_create(NULL, NULL);
 	grpc_server_register_completion_queue(l->server, s->cq, NULL);
 	for (int k = 0; k < K_N; k++) {
-		l->method[k] = grpc_server_register_method(l->server, method_path[k], NULL,
+		l->method[k] = grpc_server_register_method(l->server, srv_method_path[k], NULL,
 							   k == K_LAW ? GRPC_SRM_PAYLOAD_NONE
 								      : GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
 							   0);
 		if (l->method[k] == NULL) {
 			grpc_server_destroy(l->server);
 			free(l);
-			return vgp_make_error(err, 0, "cannot register %s", method_path[k]);
+			return vgp_make_error(err, 0, "cannot register %s", srv_method_path[k]);
 		}
 	}
 	creds = grpc_insecure_server_credentials_create();
@@ -830,7 +284,7 @@ vgp_server_listen(struct vgp_server *s, size_t i, vgp_error_t *err)
 	pthread_mutex_lock(&s->mu);
 	sr->cur = l;
 	for (int k = 0; k < K_N; k++)
-		request_call(l, (enum kind) k);
+		srv_request_call(l, (enum kind) k);
 	srv_unlock(s);
 	log_info("%s: serving on %s", sr->r.name, sr->sock_path);
 	return 0;
@@ -874,7 +328,7 @@ vgp_server_new(struct vgp_server **out, const char *kubelet_dir, const struct vg
 						    kubelet_dir, sr->sock_name, sizeof sun.sun_path - 1);
 		}
 		snprintf(sr->target, sizeof sr->target, "unix:%s", sr->sock_path);
-		if (repack_list(sr) < 0) {
+		if (srv_repack_list(sr) < 0) {
 			vgp_server_free(s);
 			return vgp_make_error(err, ENOMEM, "server");
 		}
@@ -937,11 +391,11 @@ vgp_server_set_health(struct vgp_server *s, size_t i, const char *addr, bool hea
 		ret = -1;
 	} else if (sr->r.devs[k].healthy != healthy) {
 		sr->r.devs[k].healthy = healthy;
-		if (repack_list(sr) < 0) {
-			slog(s, VGP_LOG_ERROR, "%s: out of memory building the device list", sr->r.name);
+		if (srv_repack_list(sr) < 0) {
+			srv_log(s, VGP_LOG_ERROR, "%s: out of memory building the device list", sr->r.name);
 		} else if (sr->cur != NULL) {
 			for (struct call *c = sr->cur->streams; c != NULL; c = c->next)
-				stream_send(c);
+				srv_stream_send(c);
 		}
 		ret = 1;
 	}
