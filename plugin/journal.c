@@ -141,6 +141,8 @@ get_addr(json_t *o, const char *key, char out[VGP_ADDR_LEN], const char *src, si
 	return 0;
 }
 
+/* (journal.h) Longer than a step for a reason: one pass over the document, each field checked where it is read,
+ * so that every message names its JSON path. */
 int
 vgp_journal_parse(const char *text, size_t len, const char *source, const char *boot_id, struct vgp_journal *j,
 		  bool *rebooted, vgp_error_t *err)

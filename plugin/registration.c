@@ -28,6 +28,8 @@
 #include "grpc_server.h"
 #include "util.h"
 
+/* (registration.h) Longer than a step for a reason: the gRPC C core's six-op client batch, its cancellable wait
+ * and its teardown are one sequence (docs/architecture.md §11). */
 int
 vgp_register_once(const char *kubelet_dir, const char *resource, const char *endpoint, int timeout_ms,
 		  const struct vgp_sock_id *expect, const atomic_bool *cancel, vgp_error_t *err)
@@ -274,6 +276,8 @@ notify(struct vgp_registrar *r)
 	}
 }
 
+/* The registration thread. Longer than a step for a reason: one loop that picks a resource, waits out its backoff,
+ * attempts and records the result, under one mutex. */
 static void *
 reg_thread(void *arg)
 {

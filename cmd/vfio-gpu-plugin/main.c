@@ -171,6 +171,8 @@ role_valid(const char *r)
 	return true;
 }
 
+/* Flags and the command into o. Longer than a step for a reason: one getopt switch with a case per flag, then the
+ * checks between flags; split, the flag table would be spread over several functions. */
 static int
 parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 {
