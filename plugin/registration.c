@@ -25,6 +25,7 @@
 
 #include "api.pb-c.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 #include "util.h"
 
@@ -335,6 +336,7 @@ reg_thread(void *arg)
 			continue; /* asked again meanwhile (new socket): register again at once */
 		if (rc < 0 && err != NULL && err->status == ESTALE)
 			continue; /* kubelet.sock changed under us: look again at once, no backoff */
+		vgp_metrics_registration(s->resource, rc == 0);
 		if (rc == 0) {
 			s->pending = false;
 			s->registered = true;

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "names.h"
 #include "util.h"
 
@@ -370,6 +371,8 @@ handle_unary(struct call *c)
 	sr->calls++;
 	log_debug("%s: %s call", sr->r.name, kind_name(c->kind));
 	if (read_bb(c->payload, &buf, &len) < 0) {
+		if (c->kind == K_ALLOCATE)
+			vgp_metrics_allocate_error(sr->r.name, "INTERNAL");
 		unary_reply(c, NULL, GRPC_STATUS_INTERNAL, "cannot read the request");
 		return;
 	}
@@ -402,11 +405,13 @@ handle_unary(struct call *c)
 		V1beta1__AllocateResponse *o = NULL;
 		if (in == NULL) {
 			log_warn("%s: Allocate: malformed request (%zu bytes)", sr->r.name, len);
+			vgp_metrics_allocate_error(sr->r.name, "INVALID_ARGUMENT");
 			unary_reply(c, NULL, GRPC_STATUS_INVALID_ARGUMENT, "malformed AllocateRequest");
 			return;
 		}
 		if (vgp_alloc_allocate(&sr->r, in, &o, &err) < 0) {
 			log_warn("%s: Allocate refused: %s", sr->r.name, err->msg);
+			vgp_metrics_allocate_error(sr->r.name, err->exit_code == 2 ? "INVALID_ARGUMENT" : "RESOURCE_EXHAUSTED");
 			unary_reply(c, NULL,
 				    err->exit_code == 2 ? GRPC_STATUS_INVALID_ARGUMENT : GRPC_STATUS_RESOURCE_EXHAUSTED,
 				    err->msg);
@@ -419,6 +424,7 @@ handle_unary(struct call *c)
 			log_info("%s: allocated container %zu: %s (%zu device nodes)", sr->r.name, i, msg,
 				 cr->n_devices);
 		}
+		vgp_metrics_allocation(sr->r.name);
 		unary_reply(c, &o->base, GRPC_STATUS_OK, NULL);
 		vgp_alloc_allocate_free(o);
 		v1beta1__allocate_request__free_unpacked(in, NULL);
