@@ -575,9 +575,12 @@ vgp_metrics_render(size_t *len)
 	s.ctrs = malloc((R.n_ctrs ? R.n_ctrs : 1) * sizeof *R.ctrs);
 	s.hists = malloc((R.n_hists ? R.n_hists : 1) * sizeof *R.hists);
 	if (s.gpus != NULL && s.ctrs != NULL && s.hists != NULL) {
-		memcpy(s.gpus, R.gpus, R.n_gpus * sizeof *R.gpus);
-		memcpy(s.ctrs, R.ctrs, R.n_ctrs * sizeof *R.ctrs);
-		memcpy(s.hists, R.hists, R.n_hists * sizeof *R.hists);
+		if (R.n_gpus > 0) /* the arrays are NULL until their first element */
+			memcpy(s.gpus, R.gpus, R.n_gpus * sizeof *R.gpus);
+		if (R.n_ctrs > 0)
+			memcpy(s.ctrs, R.ctrs, R.n_ctrs * sizeof *R.ctrs);
+		if (R.n_hists > 0)
+			memcpy(s.hists, R.hists, R.n_hists * sizeof *R.hists);
 	} else {
 		o.oom = true;
 	}
