@@ -6,6 +6,7 @@
 # came back, the registrations and a kubelet restart; promtool check metrics passes on the scrape; HEAD works,
 # other paths are 404 and other methods 405. The feature file holds exactly the two labels; `release` of
 # everything removes it.
+# valgrind: yes
 . "$(dirname "$0")/lib.sh"
 vgp_netns_reexec "$@"
 set -e
