@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "metrics.h"
+#include "metrics_http.h"
 #include "metrics_report.h"
 
 static char *
@@ -256,4 +257,28 @@ Test(metrics, threads_update_while_rendering)
 	char *t = scrape();
 	cr_assert_eq(sample(t, "vfio_gpu_plugin_allocations_total{resource=\"" L40S "\"}"), 8000);
 	free(t);
+}
+
+Test(metrics, address_parse)
+{
+	char host[64];
+	int port = -1;
+	vgp_error_t err = NULL;
+	cr_assert_eq(vgp_metrics_address_parse("off", host, sizeof host, &port, &err), 1);
+	cr_assert_eq(vgp_metrics_address_parse(":10140", host, sizeof host, &port, &err), 0);
+	cr_assert_str_eq(host, "");
+	cr_assert_eq(port, 10140);
+	cr_assert_eq(vgp_metrics_address_parse("127.0.0.1:0", host, sizeof host, &port, &err), 0);
+	cr_assert_str_eq(host, "127.0.0.1");
+	cr_assert_eq(port, 0);
+	cr_assert_eq(vgp_metrics_address_parse("[::1]:9", host, sizeof host, &port, &err), 0);
+	cr_assert_str_eq(host, "::1");
+	cr_assert_eq(port, 9);
+	static const char *const bad[] = { "10140", "::1:9", "[::1:9", "host:", "host:x", ":65536", ":-1", "[]x:1" };
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		cr_assert_eq(vgp_metrics_address_parse(bad[i], host, sizeof host, &port, &err), -1, "%s", bad[i]);
+		cr_assert_eq(err->exit_code, 2);
+		cr_assert_not_null(strstr(err->msg, bad[i]), "%s", err->msg);
+		vgp_error_release(&err);
+	}
 }
