@@ -4,7 +4,8 @@
 # several), the fake kubelet still registers, lists and gets its Allocates answered, `health --ready` still passes,
 # and a scraper from another address still gets /metrics as long as the total limit is not reached. Connections
 # past the limits are closed by the server, a request with 1 MiB of headers is refused (never answered 200), the
-# idle half-sent connections are closed by the server's timeout, and /metrics answers normally afterwards.
+# idle half-sent connections are closed by the server's timeout, and /metrics answers normally afterwards. A
+# metrics port already taken is logged and the GPUs are served all the same.
 # Progress is asserted with generous deadlines, never timing thresholds.
 . "$(dirname "$0")/lib.sh"
 set -e
@@ -167,3 +168,16 @@ assert v("vfio_gpu_plugin_allocations_total", resource="nvidia.com/AD102GL_L40S"
 ok "the 53 Allocates are counted"
 vgp_serve_stop
 ok "SIGTERM with the endpoint up: exit 0 in $STOP_MS ms"
+
+# the port is taken: serve says so and serves the GPUs all the same
+python3 -c 'import socket, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+print(s.getsockname()[1], flush=True); time.sleep(120)' >"$T/busy.port" &
+BUSY=$!
+for _ in $(seq 200); do [ -s "$T/busy.port" ] && break; sleep 0.05; done
+vgp_serve_start "$R" --metrics-address "127.0.0.1:$(cat "$T/busy.port")" --nfd-features-dir off
+grep -q 'metrics: .*(serving the GPUs without /metrics)' "$T/serve.log" || fail "a taken port was not reported"
+vgp_fk --expect-devices 4 --allocate 0000:01:00.0
+vgp_serve_stop
+kill "$BUSY" 2>/dev/null || true
+ok "metrics port taken: logged, the GPUs served all the same"
