@@ -5,8 +5,8 @@
 # the fake kubelet (3 answered, 2 refused by code), a health transition each way after dev/vfio/<g> went away and
 # came back, the registrations and a kubelet restart; promtool check metrics passes on the scrape; HEAD works,
 # other paths are 404 and other methods 405. The feature file holds exactly the two labels; `release` of
-# everything removes it.
-# valgrind: yes
+# everything removes it. On a second node a GPU whose unbind never returns shows as stuck, with a bind failure
+# "stuck", while the other two are served and labelled.
 . "$(dirname "$0")/lib.sh"
 vgp_netns_reexec "$@"
 set -e
@@ -124,3 +124,33 @@ vgp_run --host-root "$R" --pci-ids "$PCI_IDS" --nfd-features-dir "$FD" release
 [ "$RC" = 0 ] || fail "release exited $RC"
 [ ! -e "$FD/vfio-gpu-plugin" ] || fail "release of everything left the feature file"
 ok "serve stopped: the labels stay; release of everything removes them"
+
+# a GPU whose unbind never returns: serve serves the others and shows it stuck, with its bind failure
+R2=$(vgp_node n2 --preset demo8)
+vgp_sim_start "$R2"
+vgp_faults "$R2" '{"blockUnbind": ["0000:61:00.0"]}'
+KDIR=$R2/kubelet
+mkdir -p "$KDIR"
+$VGP_WRAP "$VGP_BIN/vfio-gpu-plugin" --host-root "$R2" --pci-ids "$PCI_IDS" --kubelet-dir "$KDIR" \
+	--device 10de:26b9 --count 2 --unbind-timeout 1 --status-file "$T/status.json" \
+	--metrics-address 127.0.0.1:0 --nfd-features-dir "$FD" serve 2>"$T/serve.log" &
+SERVE_PID=$!
+for _ in $(seq 1200); do
+	ls "$KDIR"/vfio-gpu-*.sock >/dev/null 2>&1 && break
+	kill -0 "$SERVE_PID" 2>/dev/null || { cat "$T/serve.log" >&2; fail "serve exited at start"; }
+	sleep 0.05
+done
+PORT=$(vgp_metrics_port)
+vgp_scrape "$PORT" "$T/m2"
+vgp_metrics_check "$T/m2" '
+L = "nvidia.com/AD102GL_L40S"
+assert v("vfio_gpu_plugin_gpus", resource=L, state="stuck") == 1, v("vfio_gpu_plugin_gpus", resource=L, state="stuck")
+assert v("vfio_gpu_plugin_gpus", resource=L, state="passthrough") == 2
+assert v("vfio_gpu_plugin_bind_failures_total", resource=L, reason="stuck") == 1
+assert v("vfio_gpu_plugin_bind_seconds_count", resource=L) == 3
+assert {"address": "0000:61:00.0", "resource": L, "model": "AD102GL [L40S]", "numa": "0", "iommu_group": "12",
+        "driver": "nvidia"} in [l for n, l, val in series if n == "vfio_gpu_plugin_gpu_info"]
+'
+grep -q '^feature.node.kubernetes.io/vfio-gpu=2$' "$FD/vfio-gpu-plugin" || fail "labels: $(cat "$FD/vfio-gpu-plugin")"
+vgp_serve_stop
+ok "a stuck GPU: state stuck, a bind failure 'stuck', the other 2 served and labelled"
