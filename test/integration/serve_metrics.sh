@@ -18,19 +18,26 @@ command -v promtool >/dev/null || skip "promtool is not installed (hack/install-
 
 R=$(vgp_node n --preset demo8)
 vgp_sim_start "$R"
-KDIR=$R/kubelet
 FD=$T/features.d
-mkdir -p "$KDIR"
-$VGP_WRAP "$VGP_BIN/vfio-gpu-plugin" --host-root "$R" --pci-ids "$PCI_IDS" --kubelet-dir "$KDIR" \
-	--device 10de:26b9 --count 4 --status-file "$T/status.json" --reconcile-interval 1 \
-	--metrics-address 127.0.0.1:0 --nfd-features-dir "$FD" serve 2>>"$T/serve.log" &
-SERVE_PID=$!
-for _ in $(seq 1200); do
-	ls "$KDIR"/vfio-gpu-*.sock >/dev/null 2>&1 && break
-	kill -0 "$SERVE_PID" 2>/dev/null || { cat "$T/serve.log" >&2; fail "serve exited at start"; }
-	sleep 0.05
-done
-PORT=$(vgp_metrics_port)
+# serve_sim ROOT FLAGS...: serve on a simulated node (the bind takes a moment), metrics on loopback; sets PORT
+serve_sim() {
+	local root=$1
+	shift
+	KDIR=$root/kubelet
+	mkdir -p "$KDIR"
+	: >"$T/serve.log"
+	$VGP_WRAP "$VGP_BIN/vfio-gpu-plugin" --host-root "$root" --pci-ids "$PCI_IDS" --kubelet-dir "$KDIR" \
+		--device 10de:26b9 --status-file "$T/status.json" --metrics-address 127.0.0.1:0 \
+		--nfd-features-dir "$FD" "$@" serve 2>>"$T/serve.log" &
+	SERVE_PID=$!
+	for _ in $(seq 1200); do
+		ls "$KDIR"/vfio-gpu-*.sock >/dev/null 2>&1 && break
+		kill -0 "$SERVE_PID" 2>/dev/null || { cat "$T/serve.log" >&2; fail "serve exited at start"; }
+		sleep 0.05
+	done
+	PORT=$(vgp_metrics_port)
+}
+serve_sim "$R" --count 4 --reconcile-interval 1
 ok "serve bound 4 GPUs; /metrics on port $PORT"
 
 L=nvidia.com/AD102GL_L40S
@@ -129,18 +136,7 @@ ok "serve stopped: the labels stay; release of everything removes them"
 R2=$(vgp_node n2 --preset demo8)
 vgp_sim_start "$R2"
 vgp_faults "$R2" '{"blockUnbind": ["0000:61:00.0"]}'
-KDIR=$R2/kubelet
-mkdir -p "$KDIR"
-$VGP_WRAP "$VGP_BIN/vfio-gpu-plugin" --host-root "$R2" --pci-ids "$PCI_IDS" --kubelet-dir "$KDIR" \
-	--device 10de:26b9 --count 2 --unbind-timeout 1 --status-file "$T/status.json" \
-	--metrics-address 127.0.0.1:0 --nfd-features-dir "$FD" serve 2>"$T/serve.log" &
-SERVE_PID=$!
-for _ in $(seq 1200); do
-	ls "$KDIR"/vfio-gpu-*.sock >/dev/null 2>&1 && break
-	kill -0 "$SERVE_PID" 2>/dev/null || { cat "$T/serve.log" >&2; fail "serve exited at start"; }
-	sleep 0.05
-done
-PORT=$(vgp_metrics_port)
+serve_sim "$R2" --count 2 --unbind-timeout 1
 vgp_scrape "$PORT" "$T/m2"
 vgp_metrics_check "$T/m2" '
 L = "nvidia.com/AD102GL_L40S"
