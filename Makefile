@@ -20,7 +20,7 @@ endif
 VERSION := 0.1.0
 
 CC ?= cc
-PKGS := grpc libprotobuf-c libpci jansson
+PKGS := grpc libprotobuf-c libpci jansson libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CRIT_CFLAGS := $(shell pkg-config --cflags criterion 2>/dev/null)

@@ -3,13 +3,14 @@
 # Idempotent: when everything is present it only runs dpkg-query and exits (well under a second).
 set -eu
 
-# build: compiler, pkg-config, the five libraries, protoc-c
+# build: compiler, pkg-config, the six libraries (libmicrohttpd: /metrics), protoc-c
 # tests: criterion, valgrind, clang (ASan/UBSan, libFuzzer), python3-yaml (manifest checks),
-#        iproute2 (private network namespace for uevent tests), util-linux (unshare)
+#        iproute2 (private network namespace for uevent tests), util-linux (unshare),
+#        prometheus (a real Prometheus scrapes serve; promtool checks the exposition)
 # e2e:   qemu, busybox, cpio, kmod (modprobe/depmod for the guest's modules), pci.ids (names)
 PKGS="build-essential pkg-config make \
-libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libpci-dev pci.ids libjansson-dev \
-libcriterion-dev valgrind clang libclang-rt-14-dev python3 python3-yaml iproute2 util-linux \
+libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libpci-dev pci.ids libjansson-dev libmicrohttpd-dev \
+libcriterion-dev valgrind clang libclang-rt-14-dev python3 python3-yaml iproute2 util-linux prometheus \
 qemu-system-x86 busybox-static cpio kmod"
 
 missing=""

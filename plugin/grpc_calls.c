@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "grpc_server-internal.h"
+#include "metrics.h"
 #include "util.h"
 
 static struct call *
@@ -263,19 +264,26 @@ table_unary(struct call *c, struct sres *sr, const struct table_call *t, const u
 	_cleanup_error_ vgp_error_t err = NULL;
 	ProtobufCMessage *in = protobuf_c_message_unpack(t->req, NULL, len, buf), *out = NULL;
 	char malformed[96];
+	bool counted = t == &allocate_call; /* Allocate is counted in the metrics (allocations, errors by code) */
 
 	if (in == NULL) {
 		srv_log(c->l->srv, VGP_LOG_WARN, "%s: %s: malformed request (%zu bytes)", sr->r.name, t->name, len);
 		snprintf(malformed, sizeof malformed, "malformed %s", t->req->short_name);
+		if (counted)
+			vgp_metrics_allocate_error(sr->r.name, "INVALID_ARGUMENT");
 		unary_reply(c, NULL, GRPC_STATUS_INVALID_ARGUMENT, malformed);
 		return;
 	}
 	if (t->answer(&sr->r, in, &out, &err) < 0) {
+		bool input = err != NULL && err->kind == VGP_ERR_INPUT;
 		srv_log(c->l->srv, VGP_LOG_WARN, "%s: %s refused: %s", sr->r.name, t->name, vgp_error_text(err));
-		unary_reply(c, NULL, err != NULL && err->kind == VGP_ERR_INPUT ? GRPC_STATUS_INVALID_ARGUMENT
-									   : GRPC_STATUS_RESOURCE_EXHAUSTED,
+		if (counted)
+			vgp_metrics_allocate_error(sr->r.name, input ? "INVALID_ARGUMENT" : "RESOURCE_EXHAUSTED");
+		unary_reply(c, NULL, input ? GRPC_STATUS_INVALID_ARGUMENT : GRPC_STATUS_RESOURCE_EXHAUSTED,
 			    vgp_error_text(err));
 	} else {
+		if (counted)
+			vgp_metrics_allocation(sr->r.name);
 		t->report(c->l->srv, sr, out);
 		unary_reply(c, out, GRPC_STATUS_OK, NULL);
 		t->free_out(out);
@@ -293,6 +301,8 @@ handle_unary(struct call *c)
 	sr->calls++;
 	srv_log(c->l->srv, VGP_LOG_DEBUG, "%s: %s call", sr->r.name, kind_name(c->kind));
 	if (read_bb(c->payload, &buf, &len) < 0) {
+		if (c->kind == K_ALLOCATE)
+			vgp_metrics_allocate_error(sr->r.name, "INTERNAL");
 		unary_reply(c, NULL, GRPC_STATUS_INTERNAL, "cannot read the request");
 		return;
 	}

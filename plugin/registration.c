@@ -26,6 +26,7 @@
 #include "api.pb-c.h"
 #include "log.h"
 #include "grpc_server.h"
+#include "metrics.h"
 #include "util.h"
 
 /* (registration.h) Longer than a step for a reason: the gRPC C core's six-op client batch, its cancellable wait
@@ -337,6 +338,7 @@ reg_thread(void *arg)
 			continue; /* asked again meanwhile (new socket): register again at once */
 		if (rc < 0 && err != NULL && err->status == ESTALE)
 			continue; /* kubelet.sock changed under us: look again at once, no backoff */
+		vgp_metrics_registration(s->resource, rc == 0);
 		if (rc == 0) {
 			s->pending = false;
 			s->registered = true;

@@ -26,6 +26,7 @@
 #include "health.h"
 #include "hostfs.h"
 #include "log.h"
+#include "metrics.h"
 #include "registration.h"
 #include "grpc_server.h"
 #include "util.h"
@@ -192,6 +193,7 @@ open_health(struct serve *s, vgp_error_t *err)
 		char why[256];
 		struct vgp_served_dev *sd = &s->res[s->hmap[k].res].devs[s->hmap[k].dev];
 		sd->healthy = health_of(s, k, sd, why, sizeof why);
+		vgp_metrics_gpu_health(sd->addr, sd->healthy);
 		if (!sd->healthy)
 			log_warn("%s: %s is Unhealthy: %s", s->res[s->hmap[k].res].name, sd->addr, why);
 	}
@@ -237,6 +239,7 @@ push_health(struct serve *s)
 			refresh_vfio_dev_nodes(s, s->hmap[k].res, sd);
 		if (vgp_server_set_health(s->srv, s->hmap[k].res, sd->addr, h) == 1) {
 			sd->healthy = h;
+			vgp_metrics_gpu_health(sd->addr, h);
 			if (h)
 				log_info("%s: %s is Healthy again", s->res[s->hmap[k].res].name, sd->addr);
 			else
@@ -329,6 +332,8 @@ check_kubelet(struct serve *s)
 {
 	struct vgp_sock_id now = vgp_kubelet_sock_id(s->o->kubelet_dir);
 	bool new_kubelet = now.ino != 0 && !vgp_sock_id_eq(&now, &s->kubelet);
+
+	vgp_metrics_kubelet_sock(now.ino, &now.ctime);
 
 	for (size_t i = 0; i < s->n_res; i++) {
 		struct stat st;
@@ -464,6 +469,7 @@ run(struct serve *s, vgp_error_t *err)
 				log_debug("timerfd: %s", strerror(errno));
 			changed = vgp_health_reconcile(s->health) > 0 || changed;
 			check_kubelet(s);
+			vgp_metrics_reconciled();
 			write_status(s); /* also refreshes "updated" */
 		}
 		if (changed) {

@@ -14,6 +14,10 @@
 #include "error.h"
 #include "hostfs.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
+#include "metrics_report.h"
+#include "nfd_features.h"
 #include "pci.h"
 #include "plan.h"
 #include "registration.h"
@@ -41,6 +45,8 @@ struct opts {
 	char state_file[4096];
 	char kubelet_dir[4096];
 	const char *status_file;
+	const char *metrics_address;
+	char nfd_dir[4096];         /* "" = off */
 	double unbind_timeout, vfio_wait, reconcile_interval;
 	bool json, force, hco, ready;
 	const char *role;
@@ -86,6 +92,10 @@ static const char usage_text[] =
 	"                           (default <host-root>/var/lib/kubelet/device-plugins)\n"
 	"  --status-file FILE       status written by serve, read by health (default /run/vfio-gpu-plugin/status.json)\n"
 	"  --reconcile-interval SEC periodic re-check of every served GPU (default 5)\n"
+	"  --metrics-address ADDR   Prometheus /metrics on [HOST]:PORT, or off (default " VGP_METRICS_DEFAULT_ADDRESS ")\n"
+	"  --nfd-features-dir DIR   node-feature-discovery's features.d: serve writes the node labels there, release\n"
+	"                           of every GPU removes them; off disables\n"
+	"                           (default <host-root>" VGP_NFD_DEFAULT_DIR ")\n"
 	"\n"
 	"Binding:\n"
 	"  --unbind-timeout SEC     give up on a driver unbind after SEC; the GPU is then stuck (default 10)\n"
@@ -105,7 +115,7 @@ static const char usage_text[] =
 enum {
 	OPT_CONFIG = 256, OPT_DEVICE, OPT_COUNT, OPT_ADDRESS, OPT_HOST_ROOT, OPT_PCI_IDS, OPT_NODE_NAME,
 	OPT_STATE_FILE, OPT_KUBELET_DIR, OPT_STATUS_FILE, OPT_UNBIND_TIMEOUT, OPT_VFIO_WAIT,
-	OPT_RECONCILE, OPT_LOG_LEVEL, OPT_JSON, OPT_FORCE, OPT_HCO, OPT_ROLE, OPT_READY,
+	OPT_RECONCILE, OPT_METRICS_ADDRESS, OPT_NFD_DIR, OPT_LOG_LEVEL, OPT_JSON, OPT_FORCE, OPT_HCO, OPT_ROLE, OPT_READY,
 };
 
 static const struct option long_opts[] = {
@@ -122,6 +132,8 @@ static const struct option long_opts[] = {
 	{ "unbind-timeout", required_argument, NULL, OPT_UNBIND_TIMEOUT },
 	{ "vfio-wait", required_argument, NULL, OPT_VFIO_WAIT },
 	{ "reconcile-interval", required_argument, NULL, OPT_RECONCILE },
+	{ "metrics-address", required_argument, NULL, OPT_METRICS_ADDRESS },
+	{ "nfd-features-dir", required_argument, NULL, OPT_NFD_DIR },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "force", no_argument, NULL, OPT_FORCE },
@@ -176,11 +188,13 @@ role_valid(const char *r)
 static int
 parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 {
-	const char *state_file = NULL, *kubelet_dir = NULL;
-	int c, lvl;
+	const char *state_file = NULL, *kubelet_dir = NULL, *nfd_dir = NULL;
+	char host[256];
+	int c, lvl, port;
 
 	o->host_root = "/";
 	o->status_file = "/run/vfio-gpu-plugin/status.json";
+	o->metrics_address = VGP_METRICS_DEFAULT_ADDRESS;
 	o->unbind_timeout = 10;
 	o->vfio_wait = 5;
 	o->reconcile_interval = 5;
@@ -198,6 +212,11 @@ parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 		case OPT_STATE_FILE: state_file = optarg; break;
 		case OPT_KUBELET_DIR: kubelet_dir = optarg; break;
 		case OPT_STATUS_FILE: o->status_file = optarg; break;
+		case OPT_METRICS_ADDRESS:
+			if (vgp_metrics_address_parse(optarg, host, sizeof host, &port, err) < 0) return -1;
+			o->metrics_address = optarg;
+			break;
+		case OPT_NFD_DIR: nfd_dir = optarg; break;
 		case OPT_UNBIND_TIMEOUT:
 			if (parse_seconds("--unbind-timeout", optarg, &o->unbind_timeout, err) < 0) return -1;
 			break;
@@ -269,6 +288,12 @@ parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 			return vgp_make_usage_error(err, "--state-file: path too long");
 	} else if (vgp_host_path(o->state_file, sizeof o->state_file, o->host_root,
 			       "/var/lib/vfio-gpu-plugin/state.json") < 0)
+		return vgp_make_usage_error(err, "--host-root '%s': path too long", o->host_root);
+	if (nfd_dir != NULL) {
+		if (strcmp(nfd_dir, "off") != 0 &&
+		    snprintf(o->nfd_dir, sizeof o->nfd_dir, "%s", nfd_dir) >= (int) sizeof o->nfd_dir)
+			return vgp_make_usage_error(err, "--nfd-features-dir: path too long");
+	} else if (vgp_host_path(o->nfd_dir, sizeof o->nfd_dir, o->host_root, VGP_NFD_DEFAULT_DIR) < 0)
 		return vgp_make_usage_error(err, "--host-root '%s': path too long", o->host_root);
 	if (kubelet_dir != NULL) {
 		if (snprintf(o->kubelet_dir, sizeof o->kubelet_dir, "%s", kubelet_dir) >= (int) sizeof o->kubelet_dir)
@@ -452,7 +477,40 @@ cmd_release(const struct opts *o, vgp_error_t *err)
 	};
 	int ret = vgp_release(&eo, (const char *const *) o->args, o->n_args, o->force, &rep, err);
 	print_results(stdout, &rep);
+	/* everything given back: the node serves no GPU any more, its NFD labels go */
+	_cleanup_error_ vgp_error_t nfd_err = NULL;
+	if (ret == 0 && o->n_args == 0 && o->nfd_dir[0] != '\0' && vgp_nfd_remove(o->nfd_dir, &nfd_err) < 0)
+		fprintf(stderr, "warning: node labels: %s\n", vgp_error_text(nfd_err));
 	vgp_engine_report_free(&rep);
+	return ret;
+}
+
+/* The metrics endpoint and the NFD feature file around the serve loop. The endpoint starts after the bind (its
+ * numbers are known) and stops after the loop; it failing to start (port taken) is logged, never fatal: the GPUs
+ * are served all the same. */
+static int
+serve_with_metrics(const struct opts *o, const struct vgp_engine_report *rep, const struct vgp_served_table *t,
+		   const struct vgp_serve_opts *so, vgp_error_t *err)
+{
+	struct vgp_metrics_http *http = NULL;
+	_cleanup_error_ vgp_error_t merr = NULL, nerr = NULL;
+	int ret;
+
+	vgp_metrics_set_version(VGP_VERSION);
+	if (vgp_metrics_record_bind(rep) < 0)
+		log_warn("metrics: out of memory recording the GPUs");
+	if (vgp_metrics_http_start(&http, o->metrics_address, &merr) < 0)
+		log_error("metrics: %s (serving the GPUs without /metrics)", vgp_error_text(merr));
+	else if (http != NULL)
+		log_info("metrics: serving /metrics on %s (port %d)", o->metrics_address, vgp_metrics_http_port(http));
+	if (o->nfd_dir[0] != '\0') {
+		if (vgp_nfd_write(o->nfd_dir, t->res, t->n, &nerr) < 0)
+			log_warn("node labels: %s", vgp_error_text(nerr));
+		else
+			log_info("node labels: %s/%s", o->nfd_dir, VGP_NFD_FILE);
+	}
+	ret = vgp_serve_run(so, err);
+	vgp_metrics_http_stop(http);
 	return ret;
 }
 
@@ -513,7 +571,7 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 		};
 		if (table.n == 0)
 			log_warn("no passthrough resource on this node: nothing to serve (waiting for SIGTERM)");
-		ret = vgp_serve_run(&so, err);
+		ret = serve_with_metrics(o, &rep, &table, &so, err);
 	}
 	vgp_served_free(&table);
 	vgp_engine_report_free(&rep);

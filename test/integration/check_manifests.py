@@ -35,7 +35,7 @@ H100_RES = "nvidia.com/GH100_H100_SXM5_80GB"
 COMMANDS = {"serve", "plan", "bind", "release", "kubevirt-config", "machineconfig", "health", "version"}
 VALUE_FLAGS = {"--config", "--device", "--count", "--address", "--host-root", "--pci-ids", "--node-name",
                "--state-file", "--kubelet-dir", "--status-file", "--unbind-timeout", "--vfio-wait",
-               "--reconcile-interval", "--log-level", "--role"}
+               "--reconcile-interval", "--log-level", "--role", "--metrics-address", "--nfd-features-dir"}
 UDEV_RE = re.compile(r'^ACTION=="add", SUBSYSTEM=="pci", KERNEL=="([0-9a-f]{4}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7])", '
                      r'ATTR\{driver_override\}="vfio-pci"$')
 
@@ -120,7 +120,8 @@ def one(kind, rel):
 
 for rel in ("deploy/daemonset.yaml", "deploy/configmap.yaml", "deploy/kubevirt-patch.yaml",
             "deploy/vmi-example.yaml", "deploy/hco-patch.yaml", "deploy/openshift/namespace.yaml",
-            "deploy/openshift/rolebinding-privileged-scc.yaml", "deploy/openshift/machineconfig-example.yaml"):
+            "deploy/openshift/rolebinding-privileged-scc.yaml", "deploy/openshift/machineconfig-example.yaml",
+            "deploy/monitoring/podmonitor.yaml"):
     check(rel in by_file, "%s exists and parses" % rel)
 
 # ------------------------------------------------------------------------------------------- 2. the DaemonSet
@@ -276,6 +277,44 @@ for probe in ("livenessProbe", "readinessProbe"):
     pc = dig(c, probe, "exec", "command", default=[])
     check(flag_value(pc, "--status-file") == flag_value(cmd, "--status-file"),
           "%s reads the status file serve writes" % probe)
+
+# ------------------------------------------------------------------------------------------- 3b. monitoring
+# The metrics port: --metrics-address (or the default --help gives) is a container port named "metrics" with the
+# same hostPort (hostNetwork), and the PodMonitor scrapes that port name on the DaemonSet's pods.
+m = re.search(r'--metrics-address ADDR\s.*?\(default ([^)]*)\)', help_text)
+default_addr = m.group(1) if m else None
+check(default_addr is not None and re.match(r'^:\d+$', default_addr),
+      "--help gives the default --metrics-address (%s)" % default_addr)
+addr = flag_value(cmd, "--metrics-address") or default_addr or ""
+mport = int(addr.rsplit(":", 1)[1]) if re.match(r'^.*:\d+$', addr) else None
+check(mport is not None and not addr.startswith("127.") and not addr.startswith("[::1]"),
+      "the DaemonSet serves /metrics on every node address (%s)" % addr)
+ports = {p.get("name"): p for p in c.get("ports", [])}
+mp = ports.get("metrics", {})
+check(mp.get("containerPort") == mport and mp.get("hostPort") == mport and mp.get("protocol", "TCP") == "TCP",
+      "container port 'metrics' is %s/TCP with hostPort %s (hostNetwork)" % (mport, mport))
+pm = one("PodMonitor", "deploy/monitoring/podmonitor.yaml")
+check(pm.get("apiVersion") == "monitoring.coreos.com/v1" and dig(pm, "metadata", "namespace") == NS,
+      "PodMonitor monitoring.coreos.com/v1 in %s" % NS)
+check(dig(pm, "spec", "namespaceSelector", "matchNames") == [NS], "PodMonitor looks in namespace %s" % NS)
+pm_sel = dig(pm, "spec", "selector", "matchLabels", default={})
+check(bool(pm_sel) and all(tlabels.get(k) == v for k, v in pm_sel.items()), "PodMonitor selects the DaemonSet's pods")
+eps = dig(pm, "spec", "podMetricsEndpoints", default=[])
+check(len(eps) == 1 and eps[0].get("port") == "metrics" and eps[0].get("path", "/metrics") == "/metrics",
+      "PodMonitor scrapes port 'metrics', path /metrics")
+check(any(r.get("sourceLabels") == ["__meta_kubernetes_pod_node_name"] and r.get("targetLabel") == "node"
+          for r in eps[0].get("relabelings", []) if eps), "PodMonitor copies the node name into label 'node'")
+# NFD: the features.d directory serve writes to (--nfd-features-dir, default under the host root) is the host's,
+# mounted at the same path.
+m = re.search(r'--nfd-features-dir DIR\s.*?\(default <host-root>([^)]*)\)', help_text, re.S)
+nfd_dir = flag_value(cmd, "--nfd-features-dir") or (m.group(1) if m else None)
+check(nfd_dir == "/etc/kubernetes/node-feature-discovery/features.d",
+      "serve writes NFD's default local features directory (%s)" % nfd_dir)
+nm = mounts.get(nfd_dir or "")
+nv = vols.get(nm.get("name")) if nm else None
+check(nm is not None and not nm.get("readOnly") and dig(nv, "hostPath", "path") == nfd_dir
+      and dig(nv, "hostPath", "type") == "DirectoryOrCreate",
+      "hostPath %s mounted read-write at the same path (DirectoryOrCreate)" % nfd_dir)
 
 # ------------------------------------------------------------------------------------------- 4. fixtures
 def simnode(name, preset=None, spec=None):
@@ -603,14 +642,15 @@ check(final_pkgs and not compilers, "no compiler or -dev package in the final st
 check(not [s for s in final[1] if re.match(r'^(COPY|ADD)\s', s, re.I) and "--from=" not in s],
       "the final stage copies only from the build stage (no sources in the image)")
 check({"pci.ids", "kmod"} <= set(final_pkgs), "final stage installs pci.ids and kmod")
-check({"libgrpc29", "libprotobuf-c1", "libpci3", "libjansson4"} <= set(final_pkgs),
-      "final stage installs libgrpc29 libprotobuf-c1 libpci3 libjansson4")
+check({"libgrpc29", "libprotobuf-c1", "libpci3", "libjansson4", "libmicrohttpd12"} <= set(final_pkgs),
+      "final stage installs libgrpc29 libprotobuf-c1 libpci3 libjansson4 libmicrohttpd12")
 check(any(re.match(r'^COPY\s+--from=\S+\s+\S*vfio-gpu-plugin\s+/usr/(local/)?bin/', s) for s in final[1]),
       "final stage copies the binary into /usr/bin")
 check(any("/usr/share/vfio-gpu-plugin/pci.ids" in s for s in final[1]) and
       any("merge-pci-ids.py" in s for s in stages[0][1]),
       "the image ships the merged pci.ids at /usr/share/vfio-gpu-plugin/pci.ids")
-check("libgrpc-dev" in build_pkgs and "protobuf-c-compiler" in build_pkgs, "build stage installs the -dev packages")
+check({"libgrpc-dev", "protobuf-c-compiler", "libmicrohttpd-dev"} <= set(build_pkgs),
+      "build stage installs the -dev packages")
 
 
 # Every shared library the binary needs comes from a package the final stage installs (or their
