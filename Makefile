@@ -145,8 +145,9 @@ IMAGE_BUILD_FLAGS ?= --network host
 .PHONY: image image-push image-name
 image:
 	$(CONTAINER_TOOL) build $(IMAGE_BUILD_FLAGS) -f deploy/Containerfile \
-		--build-arg BUILD_IMAGE=$(BUILD_IMAGE) --build-arg VERSION=$(IMAGE_VERSION) \
-		--build-arg REVISION=$(IMAGE_REVISION) --build-arg SOURCE=$(IMAGE_SOURCE) -t $(IMAGE) .
+		--build-arg BUILD_IMAGE=$(BUILD_IMAGE) --label org.opencontainers.image.version=$(IMAGE_VERSION) \
+		--label org.opencontainers.image.revision=$(IMAGE_REVISION) \
+		--label org.opencontainers.image.source=$(IMAGE_SOURCE) -t $(IMAGE) .
 
 image-push:
 	$(CONTAINER_TOOL) push $(IMAGE)
