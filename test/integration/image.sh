@@ -18,7 +18,8 @@ case "$VGP_BIN" in
 esac
 vgp_serve_setup
 command -v python3 >/dev/null && python3 -c 'import yaml' 2>/dev/null || skip "needs python3-yaml"
-"$VGP_ROOT/hack/image-base.sh" >"$T/base.log" 2>&1 || skip "podman cannot build or run images here: $(tail -n 1 "$T/base.log")"
+# (image-base and the builds run in their own session: what they start cannot signal this script's group)
+setsid -w "$VGP_ROOT/hack/image-base.sh" >"$T/base.log" 2>&1 || skip "podman cannot build or run images here: $(tail -n 1 "$T/base.log")"
 cat "$T/base.log"
 
 IMG=$(make -s -C "$VGP_ROOT" image-name)
@@ -31,9 +32,9 @@ trap _image_cleanup EXIT
 
 # ---- build: the first (cold on a fresh machine) and a second one that must reuse every layer
 t0=$(date +%s%N)
-make -s -C "$VGP_ROOT" image >"$T/build1.log" 2>&1 || { tail -n 40 "$T/build1.log"; fail "make image"; }
+setsid -w make -s -C "$VGP_ROOT" image >"$T/build1.log" 2>&1 || { tail -n 40 "$T/build1.log"; fail "make image"; }
 t1=$(date +%s%N)
-make -s -C "$VGP_ROOT" image >"$T/build2.log" 2>&1 || { tail -n 40 "$T/build2.log"; fail "make image (again)"; }
+setsid -w make -s -C "$VGP_ROOT" image >"$T/build2.log" 2>&1 || { tail -n 40 "$T/build2.log"; fail "make image (again)"; }
 t2=$(date +%s%N)
 echo "make image: $(((t1 - t0) / 1000000)) ms, then $(((t2 - t1) / 1000000)) ms unchanged"
 # buildah prints "--> Using cache <id>" after every step it did not run
