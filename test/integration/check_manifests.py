@@ -629,6 +629,19 @@ build_pkgs = apt_packages(build[1])
 check({"libgrpc-dev", "protobuf-c-compiler", "libpci-dev", "libjansson-dev", "libprotobuf-c-dev"} <= set(build_pkgs),
       "the build stage installs the -dev packages")
 check({"kmod", "pci.ids", "python3"} <= set(build_pkgs), "the build stage installs kmod, pci.ids and python3")
+# Every pkg-config module the Makefile links (PKGS) has its -dev package in the build stage: a library added to
+# the binary must be added there too (the final stage then takes it through the ldd closure by itself).
+m = re.search(r'^PKGS\s*:?=\s*(.*)$', mk, re.M)
+pc_mods = m.group(1).split() if m else []
+dev_of = {}
+for mod in pc_mods:
+    p = subprocess.run(["pkg-config", "--path", mod], capture_output=True, text=True)
+    q = subprocess.run(["dpkg", "-S", p.stdout.strip()], capture_output=True, text=True) if p.returncode == 0 else None
+    dev_of[mod] = q.stdout.split(":")[0] if q is not None and q.returncode == 0 else None
+check(pc_mods and all(dev_of.values()), "the Makefile's pkg-config modules map to Debian packages: %s" % dev_of)
+check(all(d in build_pkgs for d in dev_of.values() if d),
+      "the build stage installs the -dev package of every library the Makefile links (missing: %s)"
+      % " ".join(d for d in dev_of.values() if d and d not in build_pkgs))
 check(any(re.match(r'^RUN\s+make\b', s) for s in build[1]), "the build stage runs make")
 check(any("merge-pci-ids.py" in s for s in build[1]) and any("image-rootfs.sh" in s for s in build[1]),
       "the build stage merges pci.ids and assembles the final stage with hack/image-rootfs.sh")
