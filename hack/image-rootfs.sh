@@ -18,7 +18,17 @@ for d in bin sbin lib lib64; do ln -s "usr/$d" "$R/$d"; done
 
 # Every library the two programs resolve, by the name the loader looks up (the soname), dereferenced.
 # ldd lines: "libx.so.1 => /lib/.../libx.so.1 (0x...)", "/lib64/ld-linux-x86-64.so.2 (0x...)", "linux-vdso.so.1 (...)".
-libs=$(for prog in "$BINARY" "$KMOD"; do ldd "$prog" || exit 1; done |
+deps=""
+for prog in "$BINARY" "$KMOD"; do
+	out=$(ldd "$prog") || { echo "image-rootfs: ldd $prog failed" >&2; exit 1; }
+	case $out in *"not found"*)
+		echo "image-rootfs: $prog: missing $(echo "$out" | grep 'not found' | tr -s '\t\n' ' ')" >&2
+		exit 1 ;;
+	esac
+	deps="$deps$out
+"
+done
+libs=$(printf '%s' "$deps" |
 	awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// && $2 ~ /^\(0x/ { print $1 }' | sort -u)
 [ -n "$libs" ] || { echo "image-rootfs: ldd found no libraries for $BINARY" >&2; exit 1; }
 for lib in $libs; do

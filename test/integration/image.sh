@@ -189,9 +189,10 @@ ls "$KDIR"/vfio-gpu-*.sock >/dev/null 2>&1 || { podman logs "$NAME"; fail "no pl
 [ "$(podman inspect --format '{{.HostConfig.ReadonlyRootfs}}' "$NAME")" = true ] || fail "the root filesystem is not read-only"
 # each probe as the kubelet runs it (exec in the container), retried as its period would
 probe_exec() {
-	local p
+	local p cmd
 	for p in startupProbe livenessProbe readinessProbe; do
-		printf '%s\n' "--exec" "for i in \$(seq 50); do podman exec $NAME $(ds "print(' '.join(map(__import__('shlex').quote, d['probes']['$p'])))") >&2 && exit 0; sleep 0.2; done; exit 1"
+		cmd=$(ds "import shlex; print(' '.join(map(shlex.quote, d['probes']['$p'])))")
+		printf '%s\n' "--exec" "for i in \$(seq 50); do podman exec $NAME $cmd >&2 && exit 0; sleep 0.2; done; exit 1"
 	done
 }
 mapfile -t PROBES < <(probe_exec)
