@@ -165,3 +165,30 @@ fuzz: deps
 
 clean:
 	rm -rf build bin
+
+# ---- container image (deploy/Containerfile) ------------------------------------------------------------------
+# `make image` builds IMAGE with podman (CONTAINER_TOOL=docker works the same); `make image-push` pushes it.
+# IMAGE defaults to the reference deploy/daemonset.yaml uses; the version is VERSION above (the binary's too).
+# BUILD_IMAGE is the build stage's base, fully qualified; pin it by digest (…/debian:12@sha256:…) if you like.
+# Without a registry, hack/image-base.sh (run by `make deps`) builds docker.io/library/debian:12 locally.
+CONTAINER_TOOL ?= podman
+IMAGE_VERSION := $(VERSION)
+IMAGE_REGISTRY ?= registry.example.com
+IMAGE ?= $(IMAGE_REGISTRY)/vfio-gpu-plugin:$(IMAGE_VERSION)
+BUILD_IMAGE ?= docker.io/library/debian:12
+IMAGE_SOURCE ?= $(or $(shell git config --get remote.origin.url 2>/dev/null),unknown)
+IMAGE_REVISION ?= $(or $(shell git rev-parse HEAD 2>/dev/null),unknown)
+IMAGE_BUILD_FLAGS ?= --network host
+
+.PHONY: image image-push image-name
+image:
+	$(CONTAINER_TOOL) build $(IMAGE_BUILD_FLAGS) -f deploy/Containerfile \
+		--build-arg BUILD_IMAGE=$(BUILD_IMAGE) --label org.opencontainers.image.version=$(IMAGE_VERSION) \
+		--label org.opencontainers.image.revision=$(IMAGE_REVISION) \
+		--label org.opencontainers.image.source=$(IMAGE_SOURCE) -t $(IMAGE) .
+
+image-push:
+	$(CONTAINER_TOOL) push $(IMAGE)
+
+image-name:
+	@echo $(IMAGE)
