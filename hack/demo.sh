@@ -27,6 +27,7 @@ if [ -z "${VGP_DEMO_NETNS:-}" ]; then
 	exec unshare -n bash "$0" "$@"
 fi
 
+ip link set lo up 2>/dev/null || true # the private network namespace starts with loopback down (for /metrics)
 T=$(mktemp -d /tmp/vgp-demo.XXXXXX)
 NODE=$T/node
 KDIR=$NODE/var/lib/kubelet/device-plugins
@@ -105,7 +106,8 @@ PIDS+=($!)
 KUBELET=$!
 # the plugin itself in the background (not through the vgp function: $! must be its pid, for the SIGTERM)
 "$BIN/vfio-gpu-plugin" --host-root "$NODE" --pci-ids "$ROOT/test/fixtures/pci.ids" --node-name gpu-a-1 \
-	--config "$T/config.json" --kubelet-dir "$KDIR" --status-file "$T/status.json" serve >"$T/serve.log" 2>&1 &
+	--config "$T/config.json" --kubelet-dir "$KDIR" --status-file "$T/status.json" \
+	--metrics-address 127.0.0.1:0 serve >"$T/serve.log" 2>&1 &
 PIDS+=($!)
 if ! wait "$KUBELET"; then
 	echo "the fake kubelet failed:"; cat "$T/kubelet.err" "$T/kubelet.json"; echo "plugin log:"; cat "$T/serve.log"
@@ -143,7 +145,21 @@ for line in open(sys.argv[1]):
                 print("    device {} ({})".format(d.get("host_path", d.get("hostPath")), d.get("permissions")))
 PY
 
-stage "8. For KubeVirt: vfio-gpu-plugin kubevirt-config"
+stage "8. What operators see: Prometheus /metrics (a selection) and the node labels for node-feature-discovery"
+PORT=$(sed -n 's/.*metrics: serving .* (port \([0-9]*\)).*/\1/p' "$T/serve.log" | tail -n 1)
+python3 - "$PORT" <<'PY' || echo "  (/metrics did not answer)"
+import sys, urllib.request
+text = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=30).read().decode()
+keep = ("vfio_gpu_plugin_gpus{", "vfio_gpu_plugin_allocations_total", "vfio_gpu_plugin_bind_seconds_count",
+        "vfio_gpu_plugin_bind_failures_total{", "vfio_gpu_plugin_registrations_total")
+for l in text.splitlines():
+    if l.startswith(keep) and not l.endswith(" 0"):
+        print("  " + l)
+PY
+echo "  $NODE/etc/kubernetes/node-feature-discovery/features.d/vfio-gpu-plugin:"
+grep -v '^#' "$NODE/etc/kubernetes/node-feature-discovery/features.d/vfio-gpu-plugin" | sed 's/^/    /'
+
+stage "9. For KubeVirt: vfio-gpu-plugin kubevirt-config"
 vgp --config "$T/config.json" kubevirt-config
 
 # the live re-split: the config file changes (as kubelet updates a ConfigMap volume), serve follows it
@@ -175,11 +191,11 @@ sys.exit(0 if r["healthy"] == int(sys.argv[2]) and not st["live"]["draining"] an
 		sed 's/^[^ ]* [a-z]*: /  plugin: /'
 }
 
-stage "9. Live re-split: the config's count 4 -> 2 (no restart; the 2 GPUs no pod has go back to nvidia)"
+stage "10. Live re-split: the config's count 4 -> 2 (no restart; the 2 GPUs no pod has go back to nvidia)"
 change_count 2 1
 node_state
 
-stage "10. Live re-split: the count 2 -> 3 (one more GPU bound and served on the open connection)"
+stage "11. Live re-split: the count 2 -> 3 (one more GPU bound and served on the open connection)"
 change_count 3 2
 node_state
 

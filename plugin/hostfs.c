@@ -137,13 +137,22 @@ vgp_mkdir_p(const char *path, vgp_error_t *err)
 int
 vgp_write_atomic(const char *path, const char *data, size_t len, vgp_error_t *err)
 {
-	char tmp[4096], dir[4096];
+	char tmp[4096];
+
+	if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int) sizeof tmp)
+		return vgp_make_error(err, ENAMETOOLONG, "write %s", path);
+	return vgp_write_atomic_via(path, tmp, data, len, err);
+}
+
+int
+vgp_write_atomic_via(const char *path, const char *tmp, const char *data, size_t len, vgp_error_t *err)
+{
+	char dir[4096];
 	_cleanup_close_ int fd = -1;
 	_cleanup_close_ int dfd = -1;
 	size_t off = 0;
 
-	if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int) sizeof tmp ||
-	    snprintf(dir, sizeof dir, "%s", path) >= (int) sizeof dir)
+	if (snprintf(dir, sizeof dir, "%s", path) >= (int) sizeof dir)
 		return vgp_make_error(err, ENAMETOOLONG, "write %s", path);
 	if (vgp_mkdir_p(dirname(dir), err) < 0)
 		return -1;

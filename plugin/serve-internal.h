@@ -1,4 +1,4 @@
-/* serve-internal.h — the serve loop's state, shared by serve.c (the loop, tables, health, status) and
+/* serve-internal.h — the serve loop's state, shared by serve_loop.c (the loop, tables, health, status) and
  * serve_live.c (the live re-split: config watch, converge, drain). Include it from those two files only. */
 #ifndef VGP_SERVE_INTERNAL_H
 #define VGP_SERVE_INTERNAL_H
@@ -11,7 +11,7 @@
 #include "config_watch.h"
 #include "error.h"
 #include "registration.h"
-#include "serve.h"
+#include "serve_loop.h"
 #include "vfio.h"
 
 #define MAX_HEALTH_FDS 4
@@ -59,7 +59,7 @@ struct serve {
 	size_t n_owned;
 };
 
-/* serve.c */
+/* serve_loop.c */
 void serve_push_health(struct serve *s);
 void serve_write_status(struct serve *s);
 /* Re-open the health watcher on the current tables (after devices were added or removed) and give every device

@@ -12,13 +12,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "grpc_server.h"
 #include "hostfs.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_report.h"
 #include "nvidia_signal.h"
 #include "pci.h"
 #include "podresources.h"
 #include "serve-internal.h"
-#include "server.h"
 #include "util.h"
 
 static void
@@ -104,7 +106,7 @@ group_holders(const struct serve *s, const struct vgp_served_dev *d, char *buf, 
 		if (r < 0 || stat(path, &st) < 0 || !S_ISCHR(st.st_mode))
 			continue;
 		if (vgp_rdev_holders(s->o->host_root, (unsigned long) st.st_rdev, &h, &n, &err) < 0) {
-			snprintf(buf, len, "holders of %.200s unknown: %.500s", path, err->msg);
+			snprintf(buf, len, "holders of %.200s unknown: %.500s", path, vgp_error_text(err));
 			return 1; /* never give a GPU back on a guess */
 		}
 		if (n > 0) {
@@ -133,7 +135,7 @@ live_tell_nvidia(struct serve *s, size_t moved, const char *what)
 		return;
 	if (cfg != NULL && cfg->nvidia_on_change == VGP_NVIDIA_SIGNAL) {
 		if (vgp_nvidia_signal(s->o->host_root, s->o->kubelet_dir, msg, sizeof msg, &err) < 0)
-			log_warn("NVIDIA device plugin: cannot look for its process: %s", err->msg);
+			log_warn("NVIDIA device plugin: cannot look for its process: %s", vgp_error_text(err));
 		else
 			log_info("NVIDIA device plugin (nvidiaDevicePlugin.onChange signal, after %s): %s", what, msg);
 		return;
@@ -157,7 +159,7 @@ live_pods_now(struct serve *s, struct vgp_pod_devices *p, char *why, size_t len)
 	}
 	if (vgp_podresources_list(s->o->pod_resources_socket, 0, p, &err) < 0) {
 		snprintf(why, len, "kubelet's PodResources API cannot be asked (%s): nothing is given back on a guess",
-			 err->msg);
+			 vgp_error_text(err));
 		return -1;
 	}
 	return 0;
@@ -189,9 +191,10 @@ drain_one(struct serve *s, struct drain *dr, const struct vgp_pod_devices *pods,
 		const char *a[] = { dr->addr };
 		int r = vgp_release(&s->eo, a, 1, false, &rep, &err);
 		bool ok = r == 0 && rep.n > 0 && rep.r[0].outcome == VGP_OUT_RELEASED;
+		vgp_metrics_record_release(&rep); /* a released GPU leaves the metrics' GPU table */
 		if (!ok) {
 			snprintf(buf, sizeof buf, "%s: %s", rep.n > 0 ? vgp_outcome_name(rep.r[0].outcome) : "release failed",
-				 rep.n > 0 && rep.r[0].msg ? rep.r[0].msg : err ? err->msg : "unknown");
+				 rep.n > 0 && rep.r[0].msg ? rep.r[0].msg : err ? vgp_error_text(err) : "unknown");
 			drain_set_now(dr, buf);
 		} else {
 			log_info("%s: %s given back to its original driver (%s; %ld ms)", s->res[i].name, dr->addr, dr->why,
@@ -202,6 +205,7 @@ drain_one(struct serve *s, struct drain *dr, const struct vgp_pod_devices *pods,
 			return 0;
 	} else {
 		log_info("%s: %s no longer served (%s); it stays on vfio-pci", s->res[i].name, dr->addr, dr->why);
+		vgp_metrics_gpu_remove(dr->addr); /* no GPU of the plugin any more */
 	}
 	remove_dev(s, i, k);
 	touched[i] = true;

@@ -17,15 +17,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "grpc_server.h"
 #include "hostfs.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_report.h"
 #include "moves.h"
+#include "nfd_features.h"
 #include "pci.h"
 #include "podresources.h"
 #include "resplit.h"
 #include "serve-internal.h"
-#include "served.h"
-#include "server.h"
+#include "served_table.h"
 #include "util.h"
 
 /* ---- the tables ---- */
@@ -99,7 +102,7 @@ open_resource(struct serve *s, size_t i)
 {
 	_cleanup_error_ vgp_error_t err = NULL;
 	if (vgp_server_listen(s->srv, i, &err) < 0) {
-		log_error("%s: %s", s->res[i].name, err->msg); /* retried by the reconcile: the socket is missing */
+		log_error("%s: %s", s->res[i].name, vgp_error_text(err)); /* retried by the reconcile: the socket is missing */
 		return;
 	}
 	vgp_registrar_request(s->reg, i);
@@ -151,14 +154,14 @@ live_commit_tables(struct serve *s, const bool *touched, size_t n_touched)
 	_cleanup_error_ vgp_error_t err = NULL;
 
 	if (serve_health_rebuild(s, &err) < 0) {
-		log_error("health watch: %s", err->msg);
+		log_error("health watch: %s", vgp_error_text(err));
 		vgp_error_release(&err);
 	}
 	for (size_t i = 0; i < s->n_res && i < n_touched; i++) {
 		if (!touched[i] || s->gone[i])
 			continue;
 		if (vgp_server_set_devices(s->srv, i, &s->res[i], &err) < 0) {
-			log_error("%s: %s", s->res[i].name, err->msg);
+			log_error("%s: %s", s->res[i].name, vgp_error_text(err));
 			vgp_error_release(&err);
 		}
 		if (s->res[i].n_devs == 0) {
@@ -170,6 +173,10 @@ live_commit_tables(struct serve *s, const bool *touched, size_t n_touched)
 		}
 	}
 	serve_push_health(s);
+	/* the node labels follow the served GPUs (a resource given back whole has none: its label goes) */
+	if (s->o->nfd_dir != NULL && s->o->nfd_dir[0] != '\0' &&
+	    vgp_nfd_write(s->o->nfd_dir, s->res, s->n_res, &err) < 0)
+		log_warn("node labels: %s", vgp_error_text(err));
 }
 
 /* ---- converge ---- */
@@ -204,7 +211,7 @@ bind_step(struct serve *s, struct vgp_engine_report *rep, vgp_error_t *err)
 				 g->msg ? g->msg : "");
 	}
 	if (r < 0 && s->bind_error[0] == '\0' && *err != NULL)
-		snprintf(s->bind_error, sizeof s->bind_error, "%s", (*err)->msg);
+		snprintf(s->bind_error, sizeof s->bind_error, "%s", vgp_error_text(*err));
 	return bound;
 }
 
@@ -227,6 +234,7 @@ drain_move(struct serve *s, const struct vgp_move *x)
 	snprintf(d->resource, sizeof d->resource, "%s", x->resource);
 	snprintf(d->why, sizeof d->why, "%s", x->reason);
 	d->release = x->release;
+	vgp_metrics_gpu_draining(x->addr, true);
 }
 
 /* A bind (done by bind_step, if it worked) or serve move: the GPU joins its resource (a new one is opened later:
@@ -251,7 +259,7 @@ serve_move(struct serve *s, const struct vgp_move *x, const struct vgp_served_ta
 	if (live_served_at(s, x->addr, &ri, &ki) && i >= 0 && ri == (size_t) i)
 		return;
 	if (i < 0 && (i = add_resource(s, x->resource, table->res[0].iommufd, &err)) < 0) {
-		log_error("%s: %s", x->resource, err->msg);
+		log_error("%s: %s", x->resource, vgp_error_text(err));
 		return;
 	}
 	if ((size_t) i >= n_before || s->gone[i]) { /* new, or given back whole earlier and wanted again */
@@ -259,7 +267,7 @@ serve_move(struct serve *s, const struct vgp_move *x, const struct vgp_served_ta
 		fresh[i] = true;
 	}
 	if (add_dev(s, (size_t) i, src, &err) < 0) {
-		log_error("%s: %s: %s", x->resource, x->addr, err->msg);
+		log_error("%s: %s: %s", x->resource, x->addr, vgp_error_text(err));
 		return;
 	}
 	touched[i] = true;
@@ -277,6 +285,7 @@ settle(struct serve *s, const struct vgp_moves *mv, bool *touched)
 		if (x != NULL && x->kind == VGP_MOVE_RETURN)
 			continue;
 		log_info("%s: wanted again: stays served (no longer draining)", s->drain[j].addr);
+		vgp_metrics_gpu_draining(s->drain[j].addr, false);
 		memmove(&s->drain[j], &s->drain[j + 1], (s->n_drain - j - 1) * sizeof *s->drain);
 		s->n_drain--;
 	}
@@ -285,6 +294,34 @@ settle(struct serve *s, const struct vgp_moves *mv, bool *touched)
 			bool b = vgp_moves_beyond(mv, s->res[i].devs[k].addr);
 			touched[i] = touched[i] || b != s->res[i].devs[k].beyond_count;
 			s->res[i].devs[k].beyond_count = b;
+		}
+}
+
+/* The metrics of the served GPUs after the moves. The engine's report (a bind) records every GPU of the new plan
+ * and each group's outcome (vgp_metrics_record_bind), which knows nothing of serve's own state: a GPU still served
+ * while it drains is no passthrough GPU of the new plan, and a recorded GPU's health starts unknown. So each served
+ * GPU is passthrough (recorded again when the plan says otherwise), with its health and its drain. */
+static void
+metrics_served(struct serve *s, const struct vgp_engine_report *rep, bool bound)
+{
+	if (bound && vgp_metrics_record_bind(rep) < 0)
+		log_warn("metrics: out of memory recording the GPUs");
+	for (size_t i = 0; i < s->n_res; i++)
+		for (size_t k = 0; !s->gone[i] && k < s->res[i].n_devs; k++) {
+			const struct vgp_served_dev *sd = &s->res[i].devs[k];
+			for (size_t g = 0; g < rep->plan.n; g++) {
+				const struct vgp_plan_gpu *pg = &rep->plan.gpus[g];
+				const struct vgp_pci_dev *d = &rep->inv.devs[pg->dev];
+				if (strcmp(d->addr, sd->addr) != 0)
+					continue;
+				if ((pg->action != VGP_ACT_PASSTHROUGH || strcmp(pg->resource, s->res[i].name) != 0) &&
+				    vgp_metrics_gpu_set(d->addr, s->res[i].name, d->model, d->numa_node, d->iommu_group,
+							d->driver, VGP_GPU_PASSTHROUGH) < 0)
+					log_warn("metrics: out of memory recording %s", d->addr);
+				break;
+			}
+			vgp_metrics_gpu_health(sd->addr, sd->healthy);
+			vgp_metrics_gpu_draining(sd->addr, live_draining(s, sd->addr) != NULL);
 		}
 }
 
@@ -334,7 +371,7 @@ converge(struct serve *s, bool bind)
 	}
 	if (!rep.have_plan) {
 		log_error("live re-split: the node cannot be planned: %s (the running split stays)",
-			  err ? err->msg : "unknown");
+			  err ? vgp_error_text(err) : "unknown");
 		goto out;
 	}
 	for (size_t w = 0; bind && w < rep.plan.n_warnings; w++)
@@ -344,7 +381,7 @@ converge(struct serve *s, bool bind)
 	fresh = calloc(s->n_res + rep.plan.n_res + 1, sizeof *fresh);
 	if (touched == NULL || fresh == NULL || moves_now(s, &rep, &mv, &err) < 0 ||
 	    vgp_served_from_plan(&rep.inv, &rep.plan, &table, &err) < 0) {
-		log_error("live re-split: %s", err ? err->msg : "out of memory");
+		log_error("live re-split: %s", err ? vgp_error_text(err) : "out of memory");
 		goto out;
 	}
 	for (size_t m = 0; m < mv.n; m++) {
@@ -354,6 +391,7 @@ converge(struct serve *s, bool bind)
 			serve_move(s, &mv.m[m], &table, &rep, touched, fresh, n_before);
 	}
 	settle(s, &mv, touched);
+	metrics_served(s, &rep, bind);
 	live_commit_tables(s, touched, s->n_res);
 	for (size_t i = 0; i < s->n_res; i++)
 		if (fresh[i])
@@ -389,8 +427,10 @@ reload(struct serve *s, bool forced)
 
 	if (r < 0) {
 		/* in the middle of a ..data swap the file can be missing for a moment: the next event retries */
-		if (forced)
-			log_warn("config %s cannot be read: %s (the running split stays)", path, err->msg);
+		if (forced) {
+			log_warn("config %s cannot be read: %s (the running split stays)", path, vgp_error_text(err));
+			vgp_metrics_config_reload(false);
+		}
 		return;
 	}
 	if (r == 0 && !forced)
@@ -399,11 +439,8 @@ reload(struct serve *s, bool forced)
 	    vgp_config_effective(&nc, s->o->node_name, &eo.pt, &eo.n_pt, NULL, &err) < 0)
 		goto rejected;
 	eo.cfg = &nc;
-	if (vgp_plan_node(&eo, &inv, &plan, &err) < 0) {
-		if ((strncmp(err->msg, "passthrough[", 12) == 0 || strncmp(err->msg, "nodes[", 6) == 0))
-			vgp_error_wrap(&err, "%s", path);
-		goto rejected;
-	}
+	if (vgp_plan_node(&eo, &inv, &plan, &err) < 0)
+		goto rejected; /* a message about an entry names the file itself */
 	vgp_plan_free(&plan);
 	vgp_inventory_free(&inv);
 	if (s->have_cfg)
@@ -414,15 +451,17 @@ reload(struct serve *s, bool forced)
 	s->eo.cfg = &s->cfg;
 	s->config_error[0] = '\0';
 	s->applied++;
+	vgp_metrics_config_reload(true);
 	log_info("config %s: %s version applied (#%u): re-planning the split", path, r ? "new" : "unchanged (SIGHUP)",
 		 s->applied);
 	converge(s, true);
 	return;
 rejected:
 	vgp_config_free(&nc);
-	if (r == 1 || forced || strcmp(s->config_error, err->msg) != 0)
-		log_error("config rejected, nothing changes (the running split stays): %s", err->msg);
-	snprintf(s->config_error, sizeof s->config_error, "%s", err->msg);
+	vgp_metrics_config_reload(false);
+	if (r == 1 || forced || strcmp(s->config_error, vgp_error_text(err)) != 0)
+		log_error("config rejected, nothing changes (the running split stays): %s", vgp_error_text(err));
+	snprintf(s->config_error, sizeof s->config_error, "%s", vgp_error_text(err));
 	serve_write_status(s);
 }
 

@@ -48,7 +48,7 @@ status_error(grpc_status_code status, grpc_slice details, const char *what, vgp_
 
 int
 vgp_unary(const char *socket_path, const char *method, const uint8_t *req, size_t req_len, int timeout_ms,
-	  const volatile bool *cancel, const char *what, struct vgp_unary_reply *reply, vgp_error_t *err)
+	  const atomic_bool *cancel, const char *what, struct vgp_unary_reply *reply, vgp_error_t *err)
 {
 	char target[PATH_MAX + 8];
 	grpc_channel_credentials *creds;
@@ -65,7 +65,6 @@ vgp_unary(const char *socket_path, const char *method, const uint8_t *req, size_
 
 	reply->buf = NULL;
 	reply->len = 0;
-	grpc_init(); /* refcounted */
 	payload = grpc_slice_from_copied_buffer((const char *) req, req_len);
 	send_bb = grpc_raw_byte_buffer_create(&payload, 1);
 	grpc_slice_unref(payload);
@@ -103,7 +102,7 @@ vgp_unary(const char *socket_path, const char *method, const uint8_t *req, size_
 				NULL);
 			if (ev.type == GRPC_OP_COMPLETE)
 				break;
-			if (!cancelled && cancel != NULL && *cancel) {
+			if (!cancelled && cancel != NULL && atomic_load(cancel)) {
 				grpc_call_cancel(call, NULL);
 				cancelled = true;
 			}
@@ -127,6 +126,5 @@ vgp_unary(const char *socket_path, const char *method, const uint8_t *req, size_
 	grpc_byte_buffer_destroy(send_bb);
 	if (recv_bb != NULL)
 		grpc_byte_buffer_destroy(recv_bb);
-	grpc_shutdown();
 	return ret;
 }

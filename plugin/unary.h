@@ -4,6 +4,7 @@
 #ifndef VGP_UNARY_H
 #define VGP_UNARY_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,10 +18,10 @@ struct vgp_unary_reply {
 
 /* Call method ("/v1.PodResourcesLister/List") on the unix socket path with the packed request req/req_len,
  * waiting at most timeout_ms; gives up early (ECANCELED) when cancel (may be NULL) becomes true. The caller has
- * called grpc_init (or this does it: it is refcounted). Returns 0 with *reply filled, or -1 with *err: ECANCELED,
- * ECONNREFUSED (status UNAVAILABLE: nobody listens), ETIMEDOUT (deadline), otherwise the gRPC status and its
- * details (err->status 0). what names the call in messages ("register nvidia.com/X with <socket>"). */
+ * called grpc_init (vgp_serve_run does; a one-shot command around its call). Returns 0 with *reply filled, or -1
+ * with *err: ECANCELED, ECONNREFUSED (status UNAVAILABLE: nobody listens), ETIMEDOUT (deadline), otherwise the
+ * gRPC status and its details (err->status 0). what names the call in messages ("register nvidia.com/X with <socket>"). */
 int vgp_unary(const char *socket_path, const char *method, const uint8_t *req, size_t req_len, int timeout_ms,
-	      const volatile bool *cancel, const char *what, struct vgp_unary_reply *reply, vgp_error_t *err);
+	      const atomic_bool *cancel, const char *what, struct vgp_unary_reply *reply, vgp_error_t *err);
 
 #endif

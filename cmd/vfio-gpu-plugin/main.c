@@ -1,6 +1,7 @@
 /* main.c — the command line: flags, sub-commands, signals. The only place that prints an error and decides the
  * exit status (0 ok, 1 runtime failure, 2 invalid input). Everything else lives in plugin/. */
 #include <errno.h>
+#include <grpc/grpc.h>
 #include <getopt.h>
 #include <signal.h>
 #include <jansson.h>
@@ -14,6 +15,10 @@
 #include "error.h"
 #include "hostfs.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
+#include "metrics_report.h"
+#include "nfd_features.h"
 #include "nvidia_signal.h"
 #include "pci.h"
 #include "plan.h"
@@ -21,11 +26,13 @@
 #include "registration.h"
 #include "report.h"
 #include "resplit.h"
-#include "serve.h"
-#include "served.h"
+#include "serve_loop.h"
+#include "served_table.h"
 #include "vfio.h"
 
-#define VGP_VERSION "0.1.0"
+#ifndef VGP_VERSION
+#error "VGP_VERSION comes from the Makefile (VERSION)"
+#endif
 
 struct opts {
 	const char *command;
@@ -43,6 +50,8 @@ struct opts {
 	char kubelet_dir[4096];
 	char pod_resources_socket[4096];
 	const char *status_file;
+	const char *metrics_address;
+	char nfd_dir[4096];         /* "" = off */
 	double unbind_timeout, vfio_wait, reconcile_interval;
 	bool json, force, hco, ready;
 	const char *role;
@@ -91,6 +100,10 @@ static const char usage_text[] =
 	"  --pod-resources-socket PATH\n"
 	"                           kubelet's PodResources API: a GPU leaves vfio-pci only when no container has it\n"
 	"                           (default <host-root>/var/lib/kubelet/pod-resources/kubelet.sock)\n"
+	"  --metrics-address ADDR   Prometheus /metrics on [HOST]:PORT, or off (default " VGP_METRICS_DEFAULT_ADDRESS ")\n"
+	"  --nfd-features-dir DIR   node-feature-discovery's features.d: serve writes the node labels there, release\n"
+	"                           of every GPU removes them; off disables\n"
+	"                           (default <host-root>" VGP_NFD_DEFAULT_DIR ")\n"
 	"\n"
 	"Binding:\n"
 	"  --unbind-timeout SEC     give up on a driver unbind after SEC; the GPU is then stuck (default 10)\n"
@@ -110,7 +123,8 @@ static const char usage_text[] =
 enum {
 	OPT_CONFIG = 256, OPT_DEVICE, OPT_COUNT, OPT_ADDRESS, OPT_HOST_ROOT, OPT_PCI_IDS, OPT_NODE_NAME,
 	OPT_STATE_FILE, OPT_KUBELET_DIR, OPT_STATUS_FILE, OPT_UNBIND_TIMEOUT, OPT_VFIO_WAIT,
-	OPT_RECONCILE, OPT_POD_RESOURCES, OPT_LOG_LEVEL, OPT_JSON, OPT_FORCE, OPT_HCO, OPT_ROLE, OPT_READY,
+	OPT_RECONCILE, OPT_POD_RESOURCES, OPT_METRICS_ADDRESS, OPT_NFD_DIR, OPT_LOG_LEVEL, OPT_JSON, OPT_FORCE, OPT_HCO,
+	OPT_ROLE, OPT_READY,
 };
 
 static const struct option long_opts[] = {
@@ -128,6 +142,8 @@ static const struct option long_opts[] = {
 	{ "vfio-wait", required_argument, NULL, OPT_VFIO_WAIT },
 	{ "reconcile-interval", required_argument, NULL, OPT_RECONCILE },
 	{ "pod-resources-socket", required_argument, NULL, OPT_POD_RESOURCES },
+	{ "metrics-address", required_argument, NULL, OPT_METRICS_ADDRESS },
+	{ "nfd-features-dir", required_argument, NULL, OPT_NFD_DIR },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "force", no_argument, NULL, OPT_FORCE },
@@ -144,11 +160,10 @@ static const char *const commands[] = { "serve", "plan", "bind", "release", "kub
 static int
 push(char ***v, size_t *n, char *s, vgp_error_t *err)
 {
-	char **nv = realloc(*v, (*n + 1) * sizeof **v);
+	char **nv = vgp_array_push(v, n, sizeof **v);
 	if (nv == NULL)
 		return vgp_make_error(err, ENOMEM, "flags");
-	nv[(*n)++] = s;
-	*v = nv;
+	*nv = s;
 	return 0;
 }
 
@@ -178,14 +193,18 @@ role_valid(const char *r)
 	return true;
 }
 
+/* Flags and the command into o. Longer than a step for a reason: one getopt switch with a case per flag, then the
+ * checks between flags; split, the flag table would be spread over several functions. */
 static int
 parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 {
-	const char *state_file = NULL, *kubelet_dir = NULL, *pod_resources = NULL;
-	int c, lvl;
+	const char *state_file = NULL, *kubelet_dir = NULL, *pod_resources = NULL, *nfd_dir = NULL;
+	char host[256];
+	int c, lvl, port;
 
 	o->host_root = "/";
 	o->status_file = "/run/vfio-gpu-plugin/status.json";
+	o->metrics_address = VGP_METRICS_DEFAULT_ADDRESS;
 	o->unbind_timeout = 10;
 	o->vfio_wait = 5;
 	o->reconcile_interval = 5;
@@ -204,6 +223,11 @@ parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 		case OPT_KUBELET_DIR: kubelet_dir = optarg; break;
 		case OPT_POD_RESOURCES: pod_resources = optarg; break;
 		case OPT_STATUS_FILE: o->status_file = optarg; break;
+		case OPT_METRICS_ADDRESS:
+			if (vgp_metrics_address_parse(optarg, host, sizeof host, &port, err) < 0) return -1;
+			o->metrics_address = optarg;
+			break;
+		case OPT_NFD_DIR: nfd_dir = optarg; break;
 		case OPT_UNBIND_TIMEOUT:
 			if (parse_seconds("--unbind-timeout", optarg, &o->unbind_timeout, err) < 0) return -1;
 			break;
@@ -255,7 +279,7 @@ parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 						 "selection in the file");
 	/* a pci.ids file that is not there is a mistake on the command line, like a missing --config file */
 	if (o->pci_ids != NULL && access(o->pci_ids, R_OK) < 0)
-		return vgp_make_usage_error(err, "--pci-ids '%s': %s", o->pci_ids, strerror(errno));
+		return vgp_make_input_error(err, errno, "--pci-ids '%s'", o->pci_ids);
 	/* the role goes into a resource name and a label of the MachineConfig: a DNS label */
 	if (!role_valid(o->role))
 		return vgp_make_usage_error(err, "--role '%s': expected a MachineConfigPool role (lower-case letters, "
@@ -275,6 +299,12 @@ parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 			return vgp_make_usage_error(err, "--state-file: path too long");
 	} else if (vgp_host_path(o->state_file, sizeof o->state_file, o->host_root,
 			       "/var/lib/vfio-gpu-plugin/state.json") < 0)
+		return vgp_make_usage_error(err, "--host-root '%s': path too long", o->host_root);
+	if (nfd_dir != NULL) {
+		if (strcmp(nfd_dir, "off") != 0 &&
+		    snprintf(o->nfd_dir, sizeof o->nfd_dir, "%s", nfd_dir) >= (int) sizeof o->nfd_dir)
+			return vgp_make_usage_error(err, "--nfd-features-dir: path too long");
+	} else if (vgp_host_path(o->nfd_dir, sizeof o->nfd_dir, o->host_root, VGP_NFD_DEFAULT_DIR) < 0)
 		return vgp_make_usage_error(err, "--host-root '%s': path too long", o->host_root);
 	if (kubelet_dir != NULL) {
 		if (snprintf(o->kubelet_dir, sizeof o->kubelet_dir, "%s", kubelet_dir) >= (int) sizeof o->kubelet_dir)
@@ -334,26 +364,12 @@ load_config(const struct opts *o, struct node_state *s, vgp_error_t *err)
 	return 0;
 }
 
-/* An error of the plan about the config (invalid input that names a JSON path of it, e.g. "passthrough[0]: count 9
- * but only 7 GPUs match", two entries giving one resource): say which file. Returns -1. */
-static int
-in_config(const struct node_state *s, vgp_error_t *err)
-{
-	const char *m = *err != NULL ? (*err)->msg : NULL;
-	if (m != NULL && (*err)->exit_code == 2 && s->cfg.source != NULL &&
-	    (strncmp(m, "passthrough[", 12) == 0 || strncmp(m, "nodes[", 6) == 0))
-		vgp_error_wrap(err, "%s", s->cfg.source);
-	return -1;
-}
-
 static int
 load_node(const struct opts *o, struct node_state *s, vgp_error_t *err)
 {
 	if (load_config(o, s, err) < 0)
 		return -1;
-	if (vgp_plan_node(&s->eo, &s->inv, &s->plan, err) < 0)
-		return in_config(s, err);
-	return 0;
+	return vgp_plan_node(&s->eo, &s->inv, &s->plan, err);
 }
 
 static int
@@ -368,10 +384,12 @@ cmd_plan(const struct opts *o, vgp_error_t *err)
 	_cleanup_free_ const char **assigned = NULL;
 	size_t n_assigned = 0;
 	_cleanup_error_ vgp_error_t perr = NULL;
+	grpc_init(); /* the command's one gRPC call (serve's are under vgp_serve_run's) */
 	if (ret == 0 && vgp_podresources_list(o->pod_resources_socket, 0, &pods, &perr) == 0 && pods.n > 0 &&
 	    (assigned = calloc(pods.n, sizeof *assigned)) != NULL)
 		for (size_t i = 0; i < pods.n; i++)
 			assigned[n_assigned++] = pods.d[i].id;
+	grpc_shutdown();
 	if (ret == 0)
 		ret = vgp_resplit_moves(&s.eo, &s.inv, &s.plan, NULL, 0, assigned, n_assigned, &moves, err);
 	if (ret == 0) {
@@ -474,8 +492,6 @@ cmd_bind(const struct opts *o, vgp_error_t *err)
 	int ret = load_config(o, &s, err);
 	if (ret == 0) {
 		ret = vgp_bind(&s.eo, &rep, err);
-		if (ret < 0)
-			in_config(&s, err);
 		print_results(stdout, &rep);
 		if (rep.have_plan)
 			print_warnings(stderr, &rep.plan);
@@ -498,7 +514,40 @@ cmd_release(const struct opts *o, vgp_error_t *err)
 	};
 	int ret = vgp_release(&eo, (const char *const *) o->args, o->n_args, o->force, &rep, err);
 	print_results(stdout, &rep);
+	/* everything given back: the node serves no GPU any more, its NFD labels go */
+	_cleanup_error_ vgp_error_t nfd_err = NULL;
+	if (ret == 0 && o->n_args == 0 && o->nfd_dir[0] != '\0' && vgp_nfd_remove(o->nfd_dir, &nfd_err) < 0)
+		fprintf(stderr, "warning: node labels: %s\n", vgp_error_text(nfd_err));
 	vgp_engine_report_free(&rep);
+	return ret;
+}
+
+/* The metrics endpoint and the NFD feature file around the serve loop. The endpoint starts after the bind (its
+ * numbers are known) and stops after the loop; it failing to start (port taken) is logged, never fatal: the GPUs
+ * are served all the same. */
+static int
+serve_with_metrics(const struct opts *o, const struct vgp_engine_report *rep, const struct vgp_served_table *t,
+		   const struct vgp_serve_opts *so, vgp_error_t *err)
+{
+	struct vgp_metrics_http *http = NULL;
+	_cleanup_error_ vgp_error_t merr = NULL, nerr = NULL;
+	int ret;
+
+	vgp_metrics_set_version(VGP_VERSION);
+	if (vgp_metrics_record_bind(rep) < 0)
+		log_warn("metrics: out of memory recording the GPUs");
+	if (vgp_metrics_http_start(&http, o->metrics_address, &merr) < 0)
+		log_error("metrics: %s (serving the GPUs without /metrics)", vgp_error_text(merr));
+	else if (http != NULL)
+		log_info("metrics: serving /metrics on %s (port %d)", o->metrics_address, vgp_metrics_http_port(http));
+	if (o->nfd_dir[0] != '\0') {
+		if (vgp_nfd_write(o->nfd_dir, t->res, t->n, &nerr) < 0)
+			log_warn("node labels: %s", vgp_error_text(nerr));
+		else
+			log_info("node labels: %s/%s", o->nfd_dir, VGP_NFD_FILE);
+	}
+	ret = vgp_serve_run(so, err);
+	vgp_metrics_http_stop(http);
 	return ret;
 }
 
@@ -518,15 +567,11 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 	}
 	/* A SIGTERM during the bind must not cut a group's move in half: hold SIGTERM/SIGINT/SIGHUP until the
 	 * serve loop reads them from its signalfd (a pending SIGTERM then stops it at once, exit 0). */
-	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
+	vgp_serve_hold_signals();
 
 	/* serve binds what exists: a GPU that fell off the bus must not stop the GPUs already in VMs from being
-	 * served (design §6). A failure here is logged and reported not-ready, unless nothing could be planned. */
+	 * served (docs/architecture.md §6). A failure here is logged and reported not-ready, unless nothing could be
+	 * planned. */
 	s.eo.shortfall_ok = true;
 	ret = vgp_bind(&s.eo, &rep, &bind_err);
 	for (size_t i = 0; i < rep.n; i++) {
@@ -537,7 +582,6 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 				 r->msg ? r->msg : "");
 	}
 	if (!rep.have_plan) {
-		in_config(&s, &bind_err);
 		vgp_engine_report_free(&rep);
 		node_state_free(&s);
 		*err = steal_pointer(&bind_err);
@@ -552,7 +596,7 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 		char sent[2048];
 		_cleanup_error_ vgp_error_t nerr = NULL;
 		if (vgp_nvidia_signal(o->host_root, o->kubelet_dir, sent, sizeof sent, &nerr) < 0)
-			log_warn("NVIDIA device plugin: cannot look for its process: %s", nerr->msg);
+			log_warn("NVIDIA device plugin: cannot look for its process: %s", vgp_error_text(nerr));
 		else
 			log_info("NVIDIA device plugin (nvidiaDevicePlugin.onChange signal, after %zu GPU%s moved to "
 				 "vfio-pci): %s", n_bound, n_bound == 1 ? "" : "s", sent);
@@ -562,7 +606,7 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 			log_warn("%s", msg);
 	}
 	if (ret < 0 || rep.plan.shortfall) {
-		const char *why = ret < 0 && bind_err ? bind_err->msg : rep.plan.shortfall_msg;
+		const char *why = ret < 0 && bind_err ? vgp_error_text(bind_err) : rep.plan.shortfall_msg;
 		if (asprintf(&not_ready, "%s", why ? why : "not every planned GPU is served") < 0)
 			not_ready = NULL;
 		log_warn("not ready: %s", not_ready ? not_ready : "");
@@ -575,11 +619,11 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 			.resources = table.res, .n_resources = table.n,
 			.ready = not_ready == NULL, .not_ready_reason = not_ready,
 			.engine = &s.eo, .config_path = o->config, .node_name = o->node_name,
-			.pod_resources_socket = o->pod_resources_socket,
+			.pod_resources_socket = o->pod_resources_socket, .nfd_dir = o->nfd_dir,
 		};
 		if (table.n == 0)
 			log_warn("no passthrough resource on this node: nothing to serve (waiting for SIGTERM)");
-		ret = vgp_serve_run(&so, err);
+		ret = serve_with_metrics(o, &rep, &table, &so, err);
 	}
 	vgp_served_free(&table);
 	vgp_engine_report_free(&rep);
@@ -630,8 +674,8 @@ main(int argc, char **argv)
 	free(o.devices);
 	free(o.addresses);
 	if (ret < 0) {
-		fprintf(stderr, "vfio-gpu-plugin: %s\n", err && err->msg ? err->msg : "failed");
-		return err ? err->exit_code : 1;
+		fprintf(stderr, "vfio-gpu-plugin: %s\n", vgp_error_text(err)); /* the one place an error is shown */
+		return vgp_error_exit_code(err);
 	}
 	return 0;
 }

@@ -1,7 +1,7 @@
 #!/bin/bash
 # demo.sh — `make demo` (hack/demo.sh), the README's first command, keeps working: it exits 0, binds exactly the
-# planned GPUs on its simulated node, and shows the Allocate response and the KubeVirt snippet, then one live
-# re-split (count 4 -> 2 -> 3) with the node state after each; it leaves nothing behind in /tmp.
+# planned GPUs on its simulated node, and shows the Allocate response, the metrics, the node labels and the KubeVirt
+# snippet, then one live re-split (count 4 -> 2 -> 3) with the node state after each; it leaves nothing behind in /tmp.
 set -u
 [ "$(id -u)" = 0 ] || { echo "needs root (mknod, unshare -n)"; exit 77; }
 before=$(ls -d /tmp/vgp-demo.* 2>/dev/null | wc -l)
@@ -18,8 +18,11 @@ grep -q '0000:62:00.0 .*ineligible .*busy: held by pid 4242 (dcgm-exporter)' <<<
 grep -Eq 'env +PCI_RESOURCE_NVIDIA_COM_AD102GL_L40S=0000:[0-9a-f:.]+,0000:[0-9a-f:.]+$' <<<"$out" || fail "no Allocate env"
 grep -q 'device /dev/vfio/vfio (mrw)' <<<"$out" || fail "no /dev/vfio/vfio in Allocate"
 grep -q 'pciVendorSelector: "10DE:26B9"' <<<"$out" || fail "no KubeVirt snippet"
-s9=$(sed -n '/== 9\./,/== 10\./p' <<<"$out")
-s10=$(sed -n '/== 10\./,/== Done/p' <<<"$out")
+grep -q '^  vfio_gpu_plugin_gpus{resource="nvidia.com/AD102GL_L40S",state="healthy"} 4$' <<<"$out" || fail "no metrics"
+grep -q '^  vfio_gpu_plugin_allocations_total{resource="nvidia.com/AD102GL_L40S"} 1$' <<<"$out" || fail "no allocation metric"
+grep -q '^    feature.node.kubernetes.io/vfio-gpu=4$' <<<"$out" || fail "no node label"
+s9=$(sed -n '/== 10\./,/== 11\./p' <<<"$out")
+s10=$(sed -n '/== 11\./,/== Done/p' <<<"$out")
 [ "$(grep -c 'given back to its original driver' <<<"$s9")" = 2 ] || fail "4 -> 2: expected 2 GPUs given back"
 grep -q 'served to kubelet: nvidia.com/AD102GL_L40S: 2 devices, 2 Healthy' <<<"$s9" || fail "4 -> 2: not 2 served"
 [ "$(grep -c 'driver vfio-pci' <<<"$s9")" = 2 ] || fail "4 -> 2: not 2 GPUs on vfio-pci"

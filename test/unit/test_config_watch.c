@@ -3,6 +3,7 @@
  * plain file is seen, an unrelated file in the directory changes nothing. */
 #include <criterion/criterion.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,11 +41,16 @@ put(const char *rel, const char *text)
 	fclose(f);
 }
 
+static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 static void
-sh(const char *fmt, const char *arg)
+sh(const char *fmt, ...)
 {
 	char cmd[512];
-	snprintf(cmd, sizeof cmd, fmt, dir, arg);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof cmd, fmt, ap);
+	va_end(ap);
 	cr_assert_eq(system(cmd), 0, "%s", cmd);
 }
 
@@ -64,21 +70,21 @@ Test(config_watch, configmap_data_swap, .init = setup, .fini = teardown)
 	size_t len;
 	char path[128];
 
-	sh("mkdir %s/..t1 && echo -n '{\"a\": 1}' > %s/..t1/config.json", dir);
-	sh("cd %s && ln -s ..t1 ..data && ln -s ..data/config.json config.json%s", "");
+	sh("mkdir %s/..t1 && echo -n '{\"a\": 1}' > %s/..t1/config.json", dir, dir);
+	sh("cd %s && ln -s ..t1 ..data && ln -s ..data/config.json config.json", dir);
 	snprintf(path, sizeof path, "%s/config.json", dir);
-	cr_assert_eq(vgp_config_watch_open(&w, path, &err), 0, "%s", err ? err->msg : "");
+	cr_assert_eq(vgp_config_watch_open(&w, path, &err), 0, "%s", err ? vgp_error_text(err) : "");
 
 	/* kubelet's update: new directory, ..data_tmp renamed over ..data, the old directory removed */
-	sh("mkdir %s/..t2 && echo -n '{\"a\": 2}' > %s/..t2/config.json", dir);
-	sh("cd %s && ln -s ..t2 ..data_tmp && mv -T ..data_tmp ..data && rm -rf ..t1%s", "");
+	sh("mkdir %s/..t2 && echo -n '{\"a\": 2}' > %s/..t2/config.json", dir, dir);
+	sh("cd %s && ln -s ..t2 ..data_tmp && mv -T ..data_tmp ..data && rm -rf ..t1", dir);
 	cr_assert(event(w, 2000), "no event for the ..data swap");
 	cr_assert_eq(vgp_config_watch_read(w, &text, &len, &err), 1);
 	cr_assert_str_eq(text, "{\"a\": 2}");
 
 	/* the same content swapped in again: an event, but no change */
-	sh("mkdir %s/..t3 && echo -n '{\"a\": 2}' > %s/..t3/config.json", dir);
-	sh("cd %s && ln -s ..t3 ..data_tmp && mv -T ..data_tmp ..data && rm -rf ..t2%s", "");
+	sh("mkdir %s/..t3 && echo -n '{\"a\": 2}' > %s/..t3/config.json", dir, dir);
+	sh("cd %s && ln -s ..t3 ..data_tmp && mv -T ..data_tmp ..data && rm -rf ..t2", dir);
 	cr_assert(event(w, 2000));
 	cr_assert_eq(vgp_config_watch_read(w, &text, &len, &err), 0);
 
@@ -104,10 +110,10 @@ Test(config_watch, plain_file_rewritten, .init = setup, .fini = teardown)
 	cr_assert_eq(vgp_config_watch_read(w, &text, &len, &err), 1);
 	cr_assert_eq(len, strlen("{\"passthrough\": []}"));
 	/* removed: an error, the last content stays the baseline */
-	sh("rm %s/config.json%s", "");
+	sh("rm %s/config.json", dir);
 	cr_assert(event(w, 2000));
 	cr_assert_eq(vgp_config_watch_read(w, &text, &len, &err), -1);
-	cr_assert_not_null(strstr(err->msg, "config.json"), "%s", err->msg);
+	cr_assert_not_null(strstr(err->msg, "config.json"), "%s", vgp_error_text(err));
 	vgp_error_release(&err);
 	vgp_config_watch_close(w);
 

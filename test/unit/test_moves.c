@@ -58,7 +58,7 @@ compute(const struct vgp_served_gpu *served, size_t n_served, const char *const 
 	const char *paths[8];
 	struct vgp_plan_input pi = { .inv = &inv, .cfg = &cfg, .pt = cfg.pt, .n_pt = cfg.n_pt,
 				     .sticky = moved, .n_sticky = n_moved };
-	cr_assert_eq(vgp_plan_build(&pi, &plan, &err), 0, "%s", err ? err->msg : "");
+	cr_assert_eq(vgp_plan_build(&pi, &plan, &err), 0, "%s", err ? vgp_error_text(err) : "");
 	for (size_t e = 0; e < cfg.n_pt; e++) {
 		counts[e] = cfg.pt[e].count;
 		paths[e] = cfg.pt[e].json_path;

@@ -130,7 +130,7 @@ Test(nvidia_signal, only_the_listener_of_our_nvidia_socket, .init = setup, .fini
 	struct kid client = spawn(p_nv, CONNECT);
 
 	int n = vgp_nvidia_listeners("/", kdir, &l, &err);
-	cr_assert_eq(n, 1, "%d listeners: %s", n, err ? err->msg : "");
+	cr_assert_eq(n, 1, "%d listeners: %s", n, err ? vgp_error_text(err) : "");
 	cr_assert_eq(l[0].pid, nv.pid);
 	cr_assert_str_eq(l[0].socket, p_nv);
 	free(l);

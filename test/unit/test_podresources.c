@@ -3,6 +3,7 @@
  * time, a failing status, a missing socket, a socket nobody serves). */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <grpc/grpc.h>
 #include <limits.h>
 #include <libgen.h>
 #include <signal.h>
@@ -81,7 +82,7 @@ Test(podresources, parse_empty_and_malformed)
 	cr_assert_eq(vgp_podresources_parse((const uint8_t *) "", 0, &p, &err), 0);
 	cr_assert_eq(p.n, 0);
 	cr_assert_eq(vgp_podresources_parse(junk, sizeof junk, &p, &err), -1);
-	cr_assert_not_null(strstr(err->msg, "malformed"), "%s", err->msg);
+	cr_assert_not_null(strstr(err->msg, "malformed"), "%s", vgp_error_text(err));
 	vgp_error_release(&err);
 }
 
@@ -124,6 +125,7 @@ start_fake(void)
 	char tool[PATH_MAX];
 	struct stat st;
 
+	grpc_init(); /* vgp_serve_run's job in the plugin */
 	snprintf(dir, sizeof dir, "/tmp/vgp-podres.XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
 	snprintf(sock, sizeof sock, "%s/kubelet.sock", dir);
@@ -153,6 +155,7 @@ stop_fake(void)
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "cannot remove %s\n", dir);
+	grpc_shutdown();
 }
 
 Test(podresources, list_follows_the_answer, .init = start_fake, .fini = stop_fake)
@@ -160,14 +163,14 @@ Test(podresources, list_follows_the_answer, .init = start_fake, .fini = stop_fak
 	struct vgp_pod_devices p;
 	vgp_error_t err = NULL;
 
-	cr_assert_eq(vgp_podresources_list(sock, 5000, &p, &err), 0, "%s", err ? err->msg : "");
+	cr_assert_eq(vgp_podresources_list(sock, 5000, &p, &err), 0, "%s", err ? vgp_error_text(err) : "");
 	cr_assert_eq(p.n, 0); /* no answer file yet: nothing assigned */
 	vgp_pod_devices_free(&p);
 
 	write_answer("# ns pod container resource ids\n"
 		     "vms virt-launcher-a compute nvidia.com/X 0000:3b:00.0,0000:5e:00.0\n"
 		     "default cuda-job main nvidia.com/gpu GPU-1234\n");
-	cr_assert_eq(vgp_podresources_list(sock, 5000, &p, &err), 0, "%s", err ? err->msg : "");
+	cr_assert_eq(vgp_podresources_list(sock, 5000, &p, &err), 0, "%s", err ? vgp_error_text(err) : "");
 	cr_assert_eq(p.n, 3);
 	const struct vgp_pod_device *d = vgp_podresources_find(&p, "nvidia.com/X", "0000:5e:00.0");
 	cr_assert_not_null(d);
@@ -177,8 +180,8 @@ Test(podresources, list_follows_the_answer, .init = start_fake, .fini = stop_fak
 
 	write_answer("status 14 kubelet is going away\n");
 	cr_assert_eq(vgp_podresources_list(sock, 5000, &p, &err), -1);
-	cr_assert_eq(err->status, ECONNREFUSED, "%s", err->msg);
-	cr_assert_not_null(strstr(err->msg, "kubelet is going away"), "%s", err->msg);
+	cr_assert_eq(err->status, ECONNREFUSED, "%s", vgp_error_text(err));
+	cr_assert_not_null(strstr(err->msg, "kubelet is going away"), "%s", vgp_error_text(err));
 	vgp_error_release(&err);
 }
 
@@ -190,10 +193,11 @@ Test(podresources, missing_socket_and_nobody_listening)
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd;
 
+	grpc_init(); /* vgp_serve_run's job in the plugin */
 	cr_assert_not_null(mkdtemp(d));
 	snprintf(path, sizeof path, "%s/kubelet.sock", d);
 	cr_assert_eq(vgp_podresources_list(path, 1000, &p, &err), -1);
-	cr_assert_eq(err->status, ENOENT, "%s", err->msg);
+	cr_assert_eq(err->status, ENOENT, "%s", vgp_error_text(err));
 	vgp_error_release(&err);
 
 	/* a socket file left behind by a kubelet that is gone: bound, never listening */
@@ -206,4 +210,5 @@ Test(podresources, missing_socket_and_nobody_listening)
 	close(fd);
 	unlink(path);
 	rmdir(d);
+	grpc_shutdown();
 }
