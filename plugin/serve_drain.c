@@ -191,6 +191,8 @@ drain_one(struct serve *s, struct drain *dr, const struct vgp_pod_devices *pods,
 		const char *a[] = { dr->addr };
 		int r = vgp_release(&s->eo, a, 1, false, &rep, &err);
 		bool ok = r == 0 && rep.n > 0 && rep.r[0].outcome == VGP_OUT_RELEASED;
+		if (rep.n > 0 && rep.r[0].resource[0] == '\0') /* release knows no resources: the one it drained from */
+			snprintf(rep.r[0].resource, sizeof rep.r[0].resource, "%s", dr->resource);
 		vgp_metrics_record_release(&rep); /* a released GPU leaves the metrics' GPU table */
 		if (!ok) {
 			snprintf(buf, sizeof buf, "%s: %s", rep.n > 0 ? vgp_outcome_name(rep.r[0].outcome) : "release failed",

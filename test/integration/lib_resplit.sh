@@ -4,8 +4,9 @@
 #                              config.json -> ..data/config.json (as kubelet lays it out)
 #   rs_cm_swap DIR JSON        kubelet's update: a new ..<ts> directory, ..data_tmp renamed over ..data, old one gone
 #   rs_serve_start ROOT CONFIG [FLAGS...]
-#                              serve with --config CONFIG (status $T/status.json, log $T/serve.log, reconcile 0.2 s);
-#                              waits for a socket. Sets SERVE_PID, KDIR
+#                              serve with --config CONFIG (status $T/status.json, log $T/serve.log, reconcile 0.2 s,
+#                              /metrics on loopback: vgp_metrics_port says the port); waits for a socket.
+#                              Sets SERVE_PID, KDIR
 #   rs_pods_start ROOT         the fake PodResources server on the default socket under ROOT (answer file $T/pods)
 #   rs_pods_stop               stop it (the socket goes)
 #   rs_pods TEXT               the answer from now on ("NS POD CONTAINER RESOURCE IDS" lines)
@@ -40,7 +41,8 @@ rs_serve_start() { # ROOT CONFIG [FLAGS...]
 	KDIR=$root/kubelet
 	mkdir -p "$KDIR"
 	$VGP_WRAP "$VGP_BIN/vfio-gpu-plugin" --host-root "$root" --pci-ids "$PCI_IDS" --kubelet-dir "$KDIR" \
-		--config "$cfg" --status-file "$T/status.json" --reconcile-interval 0.2 --vfio-wait 2 "$@" serve \
+		--config "$cfg" --status-file "$T/status.json" --reconcile-interval 0.2 --vfio-wait 2 \
+		--metrics-address 127.0.0.1:0 "$@" serve \
 		2>>"$T/serve.log" &
 	SERVE_PID=$!
 	for i in $(seq 600); do

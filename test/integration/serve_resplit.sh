@@ -6,13 +6,16 @@
 # VM's holder closes its group); an invalid version (nothing moves, the error with file, JSON path and value in the
 # log once, in the status file and in `health`), then a valid one applies; a new resource appears (own socket and
 # Register) and is removed (socket gone once drained); PodResources socket missing (nothing returned, draining with
-# that reason).
+# that reason). A scrape of /metrics after each step: config_reloads_total{result}, the draining GPU, the live binds
+# and releases; the NFD feature file follows the served count.
 # valgrind: yes
 set -eu
 . "$VGP_ROOT/test/integration/lib.sh"
 vgp_netns_reexec "$@"
 . "$VGP_ROOT/test/integration/lib_serve.sh"
 . "$VGP_ROOT/test/integration/lib_resplit.sh"
+. "$VGP_ROOT/test/integration/lib_metrics.sh"
+ip link set lo up # the private network namespace starts with loopback down (the /metrics scrapes)
 vgp_serve_setup
 trap _rs_cleanup EXIT
 [ -x "$VGP_BIN/fake-podresources" ] || skip "no fake-podresources in $VGP_BIN"
@@ -28,6 +31,17 @@ rs_cm_init "$CM" "$(cfg 2)"
 rs_pods_start "$R"
 rs_serve_start "$R" "$CM/config.json"
 for a in 0000:61:00.0 0000:a1:00.0; do vgp_expect_driver "$R" $a vfio-pci; done
+PORT=$(vgp_metrics_port)
+NFD=$R/etc/kubernetes/node-feature-discovery/features.d/vfio-gpu-plugin
+# mcheck N PYTHON: scrape into $T/mN, then PYTHON with v() (lib_metrics.sh), L = the resource, gpus(state)
+mcheck() {
+	vgp_scrape "$PORT" "$T/m$1"
+	vgp_metrics_check "$T/m$1" "L = '$RES'
+def gpus(state): return v('vfio_gpu_plugin_gpus', resource=L, state=state)
+def reloads(result): return v('vfio_gpu_plugin_config_reloads_total', result=result)
+$2"
+}
+nfd_count() { sed -n 's/^feature.node.kubernetes.io\/vfio-gpu=//p' "$NFD"; }
 
 # ---- raise 2 -> 4: the fake kubelet's first stream sees the two new GPUs, Healthy, without a restart ----
 cat >"$T/raise.sh" <<SH
@@ -46,7 +60,13 @@ vgp_check_consistent "$R"
 [ "$(grep -c 'registered with kubelet' "$T/serve.log")" = 1 ] || fail "the resource registered again on a raise"
 rs_wait_log "$RES: 0000:63:00.0 now served \(moved to vfio-pci\)"
 rs_status 'assert st["live"]["applied"] == 1 and st["live"]["draining"] == [] and st["ready"], st'
-ok "raise 2 -> 4 live: two GPUs bound and listed on the open stream, one Register"
+mcheck 1 '
+assert reloads("success") == 1 and reloads("failure") == 0, (reloads("success"), reloads("failure"))
+assert (gpus("passthrough"), gpus("healthy"), gpus("draining")) == (4, 4, 0), (gpus("passthrough"), gpus("healthy"))
+assert v("vfio_gpu_plugin_bind_seconds_count", resource=L) == 4  # 2 at the start, 2 live
+'
+[ "$(nfd_count)" = 4 ] || fail "node label after the raise: $(cat "$NFD")"
+ok "raise 2 -> 4 live: two GPUs bound and listed on the open stream, one Register; metrics and node label follow"
 
 # ---- lower 4 -> 2 with three GPUs assigned to pods and a VM holding one group ----
 rs_pods "vms vm-a compute $RES 0000:a2:00.0
@@ -66,6 +86,14 @@ assert r["devices"] == 3 and r["healthy"] == 2, r
 '
 if "$VGP_BIN/vfio-gpu-plugin" --status-file "$T/status.json" health --ready >"$T/out" 2>&1; then fail "ready while draining"; fi
 grep -q 'converging: 0 to bind, 1 draining' "$T/out" || fail "health --ready does not say converging: $(cat "$T/out")"
+mcheck 2 '
+assert reloads("success") == 2, reloads("success")
+assert (gpus("passthrough"), gpus("healthy"), gpus("unhealthy"), gpus("draining")) == (3, 2, 1, 1), \
+    [(s, gpus(s)) for s in ("passthrough", "healthy", "unhealthy", "draining")]
+assert v("vfio_gpu_plugin_release_seconds_count", resource=L) == 1, [x for x in series if x[0] == "vfio_gpu_plugin_release_seconds_count"]  # 0000:61:00.0, idle
+info = [l["address"] for n, l, val in series if n == "vfio_gpu_plugin_gpu_info" and l["resource"] == L]
+assert sorted(info) == ["0000:63:00.0", "0000:a1:00.0", "0000:a2:00.0"], info
+'
 # the pod ends: kubelet stops listing it; the VM's process still holds the group
 rs_pods "vms vm-b compute $RES 0000:a1:00.0
 vms vm-c compute $RES 0000:63:00.0"
@@ -76,6 +104,11 @@ rs_wait_log "0000:a2:00.0 given back to its original driver"
 vgp_expect_driver "$R" 0000:a2:00.0 nvidia
 rs_wait_status 'st["ready"] and st["resources"][0]["devices"] == 2 and st["resources"][0]["healthy"] == 2'
 vgp_check_consistent "$R"
+mcheck 3 '
+assert (gpus("passthrough"), gpus("healthy"), gpus("draining")) == (2, 2, 0), (gpus("passthrough"), gpus("draining"))
+assert v("vfio_gpu_plugin_release_seconds_count", resource=L) == 2
+'
+[ "$(nfd_count)" = 2 ] || fail "node label after the drain: $(cat "$NFD")"
 ok "lower 4 -> 2: the idle GPU back at once; the pod's GPU only after PodResources and the holder let go"
 
 # ---- an invalid version changes nothing; the next valid one applies ----
@@ -88,6 +121,7 @@ sleep 0.5
 rs_status 'assert "passthrough[0].count" in st["live"]["config_error"] and "\"three\"" in st["live"]["config_error"], st["live"]'
 "$VGP_BIN/vfio-gpu-plugin" --status-file "$T/status.json" health >"$T/out" 2>&1 || fail "health"
 grep -q 'the newest config was rejected.*passthrough\[0\]\.count' "$T/out" || fail "health does not show the error: $(cat "$T/out")"
+mcheck 4 'assert (reloads("success"), reloads("failure")) == (2, 1), (reloads("success"), reloads("failure"))'
 rs_cm_swap "$CM" "$(cfg 3)"
 rs_wait_status 'st["live"]["config_error"] is None and st["resources"][0]["devices"] == 3 and st["ready"]'
 ok "invalid config: nothing moved, error (file, JSON path, value) logged once and shown; a valid one applies"
