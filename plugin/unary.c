@@ -1,5 +1,6 @@
-/* unary.c — owns the one client-side unary gRPC call (see unary.h): channel, pluck-free completion queue polled
- * every 100 ms for a cancel, the six-op batch, the status. */
+/* unary.c — owns the one client-side unary gRPC call (see unary.h): channel, a `next` completion queue polled
+ * every 100 ms for a cancel, the status; and the six-op batch itself (vgp_unary_batch_start), shared with the test
+ * tools. */
 #include "unary.h"
 
 #include <errno.h>
@@ -47,6 +48,44 @@ status_error(grpc_status_code status, grpc_slice details, const char *what, vgp_
 }
 
 int
+vgp_unary_batch_start(grpc_call *call, grpc_byte_buffer *req, struct vgp_unary_batch *b, void *tag)
+{
+	grpc_op ops[6];
+
+	b->resp = NULL;
+	b->status = GRPC_STATUS_UNKNOWN;
+	b->details = grpc_empty_slice();
+	grpc_metadata_array_init(&b->imd);
+	grpc_metadata_array_init(&b->tmd);
+	memset(ops, 0, sizeof ops);
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[1].op = GRPC_OP_SEND_MESSAGE;
+	ops[1].data.send_message.send_message = req;
+	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+	ops[3].data.recv_initial_metadata.recv_initial_metadata = &b->imd;
+	ops[4].op = GRPC_OP_RECV_MESSAGE;
+	ops[4].data.recv_message.recv_message = &b->resp;
+	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	ops[5].data.recv_status_on_client.trailing_metadata = &b->tmd;
+	ops[5].data.recv_status_on_client.status = &b->status;
+	ops[5].data.recv_status_on_client.status_details = &b->details;
+	return grpc_call_start_batch(call, ops, 6, tag, NULL) == GRPC_CALL_OK ? 0 : -1;
+}
+
+void
+vgp_unary_batch_free(struct vgp_unary_batch *b)
+{
+	grpc_metadata_array_destroy(&b->imd);
+	grpc_metadata_array_destroy(&b->tmd);
+	grpc_slice_unref(b->details);
+	b->details = grpc_empty_slice();
+	if (b->resp != NULL)
+		grpc_byte_buffer_destroy(b->resp);
+	b->resp = NULL;
+}
+
+int
 vgp_unary(const char *socket_path, const char *method, const uint8_t *req, size_t req_len, int timeout_ms,
 	  const atomic_bool *cancel, const char *what, struct vgp_unary_reply *reply, vgp_error_t *err)
 {
@@ -55,11 +94,9 @@ vgp_unary(const char *socket_path, const char *method, const uint8_t *req, size_
 	grpc_channel *ch;
 	grpc_completion_queue *cq;
 	grpc_call *call;
-	grpc_metadata_array imd, tmd;
-	grpc_byte_buffer *send_bb, *recv_bb = NULL;
-	grpc_status_code status = GRPC_STATUS_UNKNOWN;
-	grpc_slice details = grpc_empty_slice(), payload;
-	grpc_op ops[6];
+	grpc_byte_buffer *send_bb;
+	struct vgp_unary_batch b;
+	grpc_slice payload;
 	int tag, ret = 0;
 	bool cancelled = false;
 
@@ -78,22 +115,7 @@ vgp_unary(const char *socket_path, const char *method, const uint8_t *req, size_
 					gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
 						     gpr_time_from_millis(timeout_ms, GPR_TIMESPAN)),
 					NULL);
-	grpc_metadata_array_init(&imd);
-	grpc_metadata_array_init(&tmd);
-	memset(ops, 0, sizeof ops);
-	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	ops[1].op = GRPC_OP_SEND_MESSAGE;
-	ops[1].data.send_message.send_message = send_bb;
-	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-	ops[3].data.recv_initial_metadata.recv_initial_metadata = &imd;
-	ops[4].op = GRPC_OP_RECV_MESSAGE;
-	ops[4].data.recv_message.recv_message = &recv_bb;
-	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	ops[5].data.recv_status_on_client.trailing_metadata = &tmd;
-	ops[5].data.recv_status_on_client.status = &status;
-	ops[5].data.recv_status_on_client.status_details = &details;
-	if (grpc_call_start_batch(call, ops, 6, &tag, NULL) != GRPC_CALL_OK) {
+	if (vgp_unary_batch_start(call, send_bb, &b, &tag) < 0) {
 		ret = vgp_make_error(err, 0, "%s: cannot start the call", what);
 	} else {
 		for (;;) {
@@ -109,9 +131,9 @@ vgp_unary(const char *socket_path, const char *method, const uint8_t *req, size_
 		}
 		if (cancelled)
 			ret = vgp_make_error(err, ECANCELED, "%s", what);
-		else if (status != GRPC_STATUS_OK)
-			ret = status_error(status, details, what, err);
-		else if (recv_bb != NULL && (reply->buf = read_bb(recv_bb, &reply->len)) == NULL)
+		else if (b.status != GRPC_STATUS_OK)
+			ret = status_error(b.status, b.details, what, err);
+		else if (b.resp != NULL && (reply->buf = read_bb(b.resp, &reply->len)) == NULL)
 			ret = vgp_make_error(err, ENOMEM, "%s", what);
 	}
 	grpc_call_unref(call);
@@ -120,11 +142,7 @@ vgp_unary(const char *socket_path, const char *method, const uint8_t *req, size_
 		;
 	grpc_completion_queue_destroy(cq);
 	grpc_channel_destroy(ch);
-	grpc_metadata_array_destroy(&imd);
-	grpc_metadata_array_destroy(&tmd);
-	grpc_slice_unref(details);
+	vgp_unary_batch_free(&b);
 	grpc_byte_buffer_destroy(send_bb);
-	if (recv_bb != NULL)
-		grpc_byte_buffer_destroy(recv_bb);
 	return ret;
 }

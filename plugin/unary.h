@@ -4,12 +4,28 @@
 #ifndef VGP_UNARY_H
 #define VGP_UNARY_H
 
+#include <grpc/grpc.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "error.h"
+
+/* One unary call's six-op client batch (docs/architecture.md §11): where the answer lands. The test tools use it
+ * on their own channels and queues (test/tools/tool_unary.h); vgp_unary below on a fresh channel. */
+struct vgp_unary_batch {
+	grpc_metadata_array imd, tmd;
+	grpc_byte_buffer *resp;    /* the response message, NULL when none came back */
+	grpc_status_code status;
+	grpc_slice details;
+};
+
+/* Start the batch on call with the request req (kept by the caller), completing with tag. *b is initialised
+ * (status UNKNOWN) either way; release it with vgp_unary_batch_free once the batch completed or could not start.
+ * Returns 0, -1 when the batch could not start. */
+int vgp_unary_batch_start(grpc_call *call, grpc_byte_buffer *req, struct vgp_unary_batch *b, void *tag);
+void vgp_unary_batch_free(struct vgp_unary_batch *b);
 
 struct vgp_unary_reply {
 	uint8_t *buf; /* the response message (NULL when none came back); free() it */

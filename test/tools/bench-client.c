@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "api.pb-c.h"
-#include "unary.h"
+#include "tool_unary.h"
 
 static double
 now_ms(void)

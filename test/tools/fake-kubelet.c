@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "api.pb-c.h"
-#include "unary.h"
+#include "tool_unary.h"
 #include "util.h"
 
 static const char usage[] =

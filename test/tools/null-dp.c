@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "api.pb-c.h"
-#include "unary.h"
+#include "tool_unary.h"
 
 enum kind { K_OPTIONS, K_LAW, K_PREFERRED, K_ALLOCATE, K_PRESTART, K_N };
 static const char *const paths[K_N] = {

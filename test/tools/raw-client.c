@@ -40,7 +40,7 @@
 #include <unistd.h>
 
 #include "api.pb-c.h"
-#include "unary.h"
+#include "tool_unary.h"
 
 #define CALL_DEADLINE_MS 60000
 #define CLOSE_WAIT_MS 20000
