@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -134,8 +135,9 @@ vgp_mkdir_p(const char *path, vgp_error_t *err)
 	return 0;
 }
 
-int
-vgp_write_atomic(const char *path, const char *data, size_t len, vgp_error_t *err)
+/* Write through a temp file renamed over path; durable: fsync the file before the rename and the directory after. */
+static int
+write_replace(const char *path, const char *data, size_t len, bool durable, vgp_error_t *err)
 {
 	char tmp[4096], dir[4096];
 	_cleanup_close_ int fd = -1;
@@ -161,7 +163,7 @@ vgp_write_atomic(const char *path, const char *data, size_t len, vgp_error_t *er
 		}
 		off += (size_t) w;
 	}
-	if (fsync(fd) < 0) {
+	if (durable && fsync(fd) < 0) {
 		int e = errno;
 		unlink(tmp);
 		return vgp_make_error(err, e, "fsync %s", tmp);
@@ -176,9 +178,23 @@ vgp_write_atomic(const char *path, const char *data, size_t len, vgp_error_t *er
 		unlink(tmp);
 		return vgp_make_error(err, e, "rename %s to %s", tmp, path);
 	}
+	if (!durable)
+		return 0;
 	/* dirname() modified dir in place: it now names the parent */
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd >= 0)
 		(void) fsync(dfd);
 	return 0;
+}
+
+int
+vgp_write_atomic(const char *path, const char *data, size_t len, vgp_error_t *err)
+{
+	return write_replace(path, data, len, true, err);
+}
+
+int
+vgp_write_replace(const char *path, const char *data, size_t len, vgp_error_t *err)
+{
+	return write_replace(path, data, len, false, err);
 }

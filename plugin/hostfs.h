@@ -23,6 +23,11 @@ int vgp_write_file(const char *path, const char *s, vgp_error_t *err);
 int vgp_readlink_base(const char *path, char *buf, size_t len);
 /* Atomic replace: write to path.tmp, fsync, rename, fsync the directory. mkdir -p of the parent. */
 int vgp_write_atomic(const char *path, const char *data, size_t len, vgp_error_t *err);
+/* The same atomic replace (a reader sees the old or the new content, never a mix) without the two fsyncs: for
+ * files that describe the running process (serve's status file), which mean nothing after a crash or a reboot,
+ * and which the event loop rewrites on every health change, where an fsync would stall the next event by
+ * milliseconds to tens of milliseconds on a busy disk. */
+int vgp_write_replace(const char *path, const char *data, size_t len, vgp_error_t *err);
 /* mkdir -p with mode 0755. */
 int vgp_mkdir_p(const char *path, vgp_error_t *err);
 

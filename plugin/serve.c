@@ -307,7 +307,7 @@ write_status(struct serve *s)
 		text[len++] = '\n';
 		text[len] = '\0';
 	}
-	if (vgp_write_atomic(s->o->status_file, text, len, &err) < 0)
+	if (vgp_write_replace(s->o->status_file, text, len, &err) < 0)
 		log_warn("status file: %s", err->msg);
 	free(text);
 }

@@ -12,7 +12,9 @@
 #   Allocate             bench-client alloc: 200 warm-up calls then 10,000 sequential calls of 1 and of 8 GPUs,
 #                        round trip p50/p99/max; the server's utime+stime (/proc/PID/stat) per call
 #   health               bench-client health: unlink dev/vfio/<group> -> the ListAndWatch list shows the GPU
-#                        Unhealthy; mknod it again -> Healthy; x20, p50/max each way
+#                        Unhealthy; mknod it again -> Healthy; x20, p50/max each way; then again x20 under a
+#                        background CPU load: BENCH_LOAD_PROCS (default: the number of CPUs) busy loops, each
+#                        bounded (timeout 300 s) and killed right after
 #   memory               VmRSS/VmHWM (/proc/PID/status) after registration and after the Allocates; Threads
 #   idle                 utime+stime and voluntary+nonvoluntary context switches of every thread
 #                        (/proc/PID/task/*/status) over BENCH_IDLE_SECONDS (default 60), plugin and floor side by
@@ -156,6 +158,18 @@ read -r f_rss_a8 f_hwm_a8 f_thr_a8 f_anon_a8 < <(status_of "$FLOOR")
 log "health: dev/vfio/<group> removed and re-created x20"
 G=$(basename "$(readlink "$R8/sys/bus/pci/devices/${IDS[0]}/iommu_group")")
 "$BIN/bench-client" health "$SOCK" "$R8" "$G" "${IDS[0]}" 20 >"$T/p.health"
+NLOAD=${BENCH_LOAD_PROCS:-$(nproc)}
+log "health under load: $NLOAD busy loops"
+LOADS=()
+for i in $(seq "$NLOAD"); do
+	timeout 300 sh -c 'while :; do :; done' &
+	LOADS+=("$!")
+	PIDS+=("$!")
+done
+sleep 0.5
+"$BIN/bench-client" health "$SOCK" "$R8" "$G" "${IDS[0]}" 20 >"$T/p.health_loaded"
+for p in "${LOADS[@]}"; do kill "$p" 2>/dev/null || true; done
+for p in "${LOADS[@]}"; do wait "$p" 2>/dev/null || true; done
 
 log "re-registration after a kubelet restart x5"
 stop "$PFK"
@@ -185,9 +199,9 @@ python3 - "$T" "$OUTJSON" "$CALLS" "$IDLE" \
 	"${s8[*]}" "${s64[*]}" "${s256[*]}" "$f_start" "$rereg" \
 	"$p_rss_reg $p_hwm_reg $p_thr_reg $p_anon_reg" "$p_rss_a1 $p_hwm_a1 $p_thr_a1 $p_anon_a1" "$p_rss_a8 $p_hwm_a8 $p_thr_a8 $p_anon_a8" \
 	"$f_rss_reg $f_hwm_reg $f_thr_reg $f_anon_reg" "$f_rss_a1 $f_hwm_a1 $f_thr_a1 $f_anon_a1" "$f_rss_a8 $f_hwm_a8 $f_thr_a8 $f_anon_a8" \
-	"$(getconf CLK_TCK)" "$(nproc)" <<'EOF'
+	"$(getconf CLK_TCK)" "$(nproc)" "$NLOAD" <<'EOF'
 import json, os, statistics, sys
-(T, out, calls, idle, s8, s64, s256, f_start, rereg, p_reg, p_a1, p_a8, f_reg, f_a1, f_a8, tck, ncpu) = sys.argv[1:]
+(T, out, calls, idle, s8, s64, s256, f_start, rereg, p_reg, p_a1, p_a8, f_reg, f_a1, f_a8, tck, ncpu, nload) = sys.argv[1:]
 calls, idle, tck = int(calls), int(idle), int(tck)
 fl = lambda s: [float(x) for x in s.split()]
 med = lambda s: statistics.median(fl(s))
@@ -201,13 +215,13 @@ def idl(n):
             "cpu_ms_second_half": (c2 - c1) * 1000 / tck, "wakeups": s2 - s0,
             "wakeups_per_s": (s2 - s0) / idle, "growth_ms": (c2 - c1 - (c1 - c0)) * 1000 / tck}
 R = {
-    "machine": {"cpus": int(ncpu), "calls": calls, "idle_seconds": idle},
+    "machine": {"cpus": int(ncpu), "calls": calls, "idle_seconds": idle, "health_load_procs": int(nload)},
     "plugin": {
         "start_to_registered_ms": {"8": fl(s8), "64": fl(s64), "256": fl(s256)},
         "start_to_registered_median_ms": {"8": med(s8), "64": med(s64), "256": med(s256)},
         "reregistration_ms": fl(rereg), "reregistration_median_ms": med(rereg),
         "allocate_1": rd("p.alloc1"), "allocate_8": rd("p.alloc8"),
-        "health": rd("p.health"),
+        "health": rd("p.health"), "health_loaded": rd("p.health_loaded"),
         "memory_after_registration": mem(p_reg), "memory_after_allocate_1": mem(p_a1),
         "memory_after_allocate_8": mem(p_a8),
         "idle": idl("idle.plugin"),
@@ -226,6 +240,7 @@ R["targets"] = {
     "rss_under_6mb_8gpus": {"value_kb": max(P["memory_after_allocate_8"]["rss_kb"], P["memory_after_registration"]["rss_kb"]), "limit_kb": 6 * 1024},
     "start_to_registered_under_10ms_8gpus": {"value_ms": P["start_to_registered_median_ms"]["8"], "limit_ms": 10},
     "health_under_5ms_both_ways": {"value_ms": max(P["health"]["down_p50_ms"], P["health"]["up_p50_ms"]), "limit_ms": 5},
+    "health_down_under_1ms_loaded": {"value_ms": P["health_loaded"]["down_p50_ms"], "limit_ms": 1},
     "no_cpu_growth_idle": {"value_ms": P["idle"]["growth_ms"], "limit_ms": 1000 / tck},
 }
 for k, t in R["targets"].items():
@@ -245,11 +260,11 @@ for lab, a, f in (("1 GPU", a1, f1), ("8 GPUs", a8, f8)):
     row("Allocate %s p99" % lab, a["p99_us"], f["p99_us"], " us")
     row("Allocate %s max" % lab, a["max_us"], f["max_us"], " us")
     row("Allocate %s server CPU/call" % lab, a["server_cpu_us_per_call"], f["server_cpu_us_per_call"], " us")
-h = P["health"]
-row("health down (unlink -> Unhealthy) p50", h["down_p50_ms"], None, " ms", "%.2f")
-row("health down max", h["down_max_ms"], None, " ms", "%.2f")
-row("health up (mknod -> Healthy) p50", h["up_p50_ms"], None, " ms", "%.2f")
-row("health up max", h["up_max_ms"], None, " ms", "%.2f")
+for lab, h in (("", P["health"]), (" loaded (%d busy loops)" % int(nload), P["health_loaded"])):
+    row("health down (unlink -> Unhealthy) p50" + lab, h["down_p50_ms"], None, " ms", "%.2f")
+    row("health down max" + lab, h["down_max_ms"], None, " ms", "%.2f")
+    row("health up (mknod -> Healthy) p50" + lab, h["up_p50_ms"], None, " ms", "%.2f")
+    row("health up max" + lab, h["up_max_ms"], None, " ms", "%.2f")
 row("start-to-registered 8 GPUs (median)", P["start_to_registered_median_ms"]["8"], F["start_to_registered_ms"], " ms", "%.2f")
 row("start-to-registered 64 GPUs (median)", P["start_to_registered_median_ms"]["64"], F["start_to_registered_ms"], " ms", "%.2f")
 row("start-to-registered 256 GPUs (median)", P["start_to_registered_median_ms"]["256"], F["start_to_registered_ms"], " ms", "%.2f")
