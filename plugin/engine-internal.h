@@ -16,6 +16,7 @@
 #ifndef VGP_ENGINE_INTERNAL_H
 #define VGP_ENGINE_INTERNAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -39,8 +40,13 @@ struct eng_excl {
 	char *why;
 };
 
-/* One run of the engine (bind or release). */
+/* One run of the engine (bind or release). Groups may move on several threads at once (parallel.c): mu guards
+ * what they share (the journal, its file, the exclusions, the unbind-lock list, done, precond, the udev file and
+ * the report); it is recursive, so a compound step (find an entry, change it, save) holds it across the helpers
+ * that take it too. Nothing slow (a sysfs write, an unbind, a probe wait) runs under it, except the journal's
+ * atomic save (the one writer). inv and plan are read-only while groups move. */
 struct eng {
+	pthread_mutex_t mu;
 	const struct vgp_engine_opts *o;
 	const char *root;
 	char state[ENG_PATH_LEN];
@@ -63,6 +69,10 @@ struct eng {
 };
 
 /* ---- engine.c: results, address lists, exclusions, journal cursor, snapshot */
+void eng_lock(struct eng *e);
+void eng_unlock(struct eng *e);
+/* The report this thread's results go to (a group's slot while it moves on a worker), NULL = e->rep. */
+void eng_result_slot(struct vgp_engine_report *slot);
 struct vgp_gpu_result *eng_result(struct eng *e, const char *addr, const char *resource, enum vgp_outcome out,
 				  long ms, size_t nf, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
 bool eng_addr_in(char (*list)[VGP_ADDR_LEN], size_t n, const char *addr);
@@ -138,6 +148,14 @@ int eng_preconditions(struct eng *e, bool need_vfio, vgp_error_t *err);
 void group_bind(struct eng *e, const struct vgp_plan_gpu *g);
 /* Does a planned group need anything (a member off vfio, an override to set, a journal entry to finish)? */
 bool group_needs_work(struct eng *e, const struct vgp_plan_gpu *g);
+
+/* ---- parallel.c */
+/* Run fn(e, i, arg) for i in [0, n) on up to e->o->parallel threads at once (0: n), each with its own result slot;
+ * then append the slots to e->rep in index order (the plan's order), whatever order they finished in. With one
+ * worker (or one item) everything runs on the calling thread, in order. Returns the wall time in ms. */
+long eng_run_parallel(struct eng *e, size_t n, void (*fn)(struct eng *e, size_t i, void *arg), void *arg);
+/* How many run at once for n items. */
+size_t eng_workers(const struct eng *e, size_t n);
 
 /* ---- repair.c */
 /* Restore what a killed run left in flight. *changed: the node changed (the caller scans it again). */
