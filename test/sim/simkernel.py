@@ -41,6 +41,12 @@ Faults (ROOT/.sim/faults.json, re-read whenever it changes, or --faults FILE, wh
                                become FIFOs too: a reader or writer of them hangs like the unbind, until the fault
                                is lifted for that device (the unbind FIFO itself goes when another device's unbind
                                lock is taken, as above; the device lock stays)
+                               The FIFO stands for the driver's whole unbind file (the sim cannot tell which device
+                               a writer blocked in open() wants): while it is armed, every unbind of that driver
+                               hangs. A test that runs other groups at once (the parallel engine) gives the blocked
+                               GPU a driver of its own, or runs the engine with --parallel 1. A device on a driver
+                               without an unbind lock (not nvidia) has its driver's unbind FIFO armed as soon as the
+                               fault names it
    "vanish": [addr],           the device falls off the bus now: unbind + remove uevents, dir and links gone
    "vanishOnUnbind": [addr],   the device falls off the bus when its unbind is written
    "failVfioNode": [group],    binding to vfio-pci does not create dev/vfio/<group>
@@ -248,6 +254,12 @@ class Sim:
         log("faults: %s" % json.dumps(f, sort_keys=True))
         for addr in list(self.blocked_addrs_removed()):
             self.unblock(addr)
+        for addr in f.get("blockUnbind", []) or []:
+            # a driver without an unbind lock gives no handshake before the unbind to arm the FIFO at: armed now
+            d = self.devs.get(addr)
+            drv = self.driver_of(addr) if d and not d.vanished else ""
+            if drv and drv != "nvidia":
+                self.block(d)
         for d in self.devs.values():   # the hung unbind gave up the device lock: the fault is off
             if d.locked and not self.fault("blockUnbind", d.addr):
                 self.unlock_device(d)
