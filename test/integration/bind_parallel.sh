@@ -4,6 +4,7 @@
 # first GPU's probe), one log line per group, the report in the plan's order; a stuck unbind in one group while
 # three others finish; a rollback in one group leaves the others bound; release in parallel likewise (a refused
 # group does not stop the others). Speed is the benchmark's business (make bench): nothing here is timed.
+# valgrind: yes
 . "$(dirname "$0")/lib.sh"
 vgp_netns_reexec "$@"
 set -e
