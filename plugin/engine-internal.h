@@ -8,6 +8,7 @@
  *   busy.c          busy detection (holders by st_rdev) and the nvidia unbind lock
  *   preconditions.c IOMMU on, /sys writable, vfio-pci loaded (modprobe)
  *   group_bind.c    moving one IOMMU group to vfio-pci, each step verified, rolled back on failure
+ *   parallel.c      independent groups at once: a bounded pool of workers, results merged in the plan's order
  *   repair.c        journal repair at start (what a killed run left in flight)
  *   release.c       vgp_release: giving GPUs back to the drivers the journal recorded
  *   udev_persist.c  the udev rule file that keeps bound functions on vfio-pci across reboots
