@@ -135,17 +135,17 @@ vgp_mkdir_p(const char *path, vgp_error_t *err)
 	return 0;
 }
 
-/* Write through a temp file renamed over path; durable: fsync the file before the rename and the directory after. */
+/* Write to tmp, rename it over path (a reader sees the old or the new content, never a mix). durable: fsync the
+ * file before the rename and the directory after, so the new content survives a crash. */
 static int
-write_replace(const char *path, const char *data, size_t len, bool durable, vgp_error_t *err)
+write_via(const char *path, const char *tmp, const char *data, size_t len, bool durable, vgp_error_t *err)
 {
-	char tmp[4096], dir[4096];
+	char dir[4096];
 	_cleanup_close_ int fd = -1;
 	_cleanup_close_ int dfd = -1;
 	size_t off = 0;
 
-	if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int) sizeof tmp ||
-	    snprintf(dir, sizeof dir, "%s", path) >= (int) sizeof dir)
+	if (snprintf(dir, sizeof dir, "%s", path) >= (int) sizeof dir)
 		return vgp_make_error(err, ENAMETOOLONG, "write %s", path);
 	if (vgp_mkdir_p(dirname(dir), err) < 0)
 		return -1;
@@ -187,14 +187,31 @@ write_replace(const char *path, const char *data, size_t len, bool durable, vgp_
 	return 0;
 }
 
+/* path + ".tmp" */
+static int
+write_dot_tmp(const char *path, const char *data, size_t len, bool durable, vgp_error_t *err)
+{
+	char tmp[4096];
+
+	if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int) sizeof tmp)
+		return vgp_make_error(err, ENAMETOOLONG, "write %s", path);
+	return write_via(path, tmp, data, len, durable, err);
+}
+
 int
 vgp_write_atomic(const char *path, const char *data, size_t len, vgp_error_t *err)
 {
-	return write_replace(path, data, len, true, err);
+	return write_dot_tmp(path, data, len, true, err);
+}
+
+int
+vgp_write_atomic_via(const char *path, const char *tmp, const char *data, size_t len, vgp_error_t *err)
+{
+	return write_via(path, tmp, data, len, true, err);
 }
 
 int
 vgp_write_replace(const char *path, const char *data, size_t len, vgp_error_t *err)
 {
-	return write_replace(path, data, len, false, err);
+	return write_dot_tmp(path, data, len, false, err);
 }

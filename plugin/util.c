@@ -2,6 +2,8 @@
 #include "util.h"
 
 #include <ctype.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -31,6 +33,22 @@ vgp_addr_normalize(const char *in, char out[VGP_ADDR_LEN])
 		return -1;
 	snprintf(out, VGP_ADDR_LEN, "%04x:%02x:%02x.%x", dom, bus, dev, fn);
 	return 0;
+}
+
+void *
+vgp_array_push(void *arr, size_t *n, size_t elem_size)
+{
+	void **a = arr;
+	char *nv;
+
+	if (elem_size == 0 || *n >= SIZE_MAX / elem_size - 1)
+		return NULL;
+	nv = realloc(*a, (*n + 1) * elem_size);
+	if (nv == NULL)
+		return NULL;
+	*a = nv;
+	memset(nv + *n * elem_size, 0, elem_size);
+	return nv + (*n)++ * elem_size;
 }
 
 void

@@ -27,6 +27,11 @@ static inline void vgp_closedirp(DIR **d) { if (*d) closedir(*d); }
 /* A PCI address with a 4-digit domain: "0000:3b:00.0" (12 characters). */
 #define VGP_ADDR_LEN 16
 
+/* Grow the array *arr (a pointer to the array pointer; *n elements of elem_size bytes) by one zeroed element at
+ * the end: *n is incremented and the new element returned. NULL when out of memory (*arr and *n unchanged). The
+ * one helper for every list built one element at a time. */
+void *vgp_array_push(void *arr, size_t *n, size_t elem_size);
+
 /* Normalise "3b:00.0" or "0000:3B:00.0" to "0000:3b:00.0". Returns 0, or -1 when malformed. Pure. */
 int vgp_addr_normalize(const char *in, char out[VGP_ADDR_LEN]);
 

@@ -125,7 +125,7 @@ Test(journal, malformed_names_path)
 		_cleanup_error_ vgp_error_t err = NULL;
 		cr_assert_eq(vgp_journal_parse(bad[i], strlen(bad[i]), "state.json", "b", &k, NULL, &err), -1, "%s",
 			     bad[i]);
-		cr_assert(strstr(err->msg, "state.json") != NULL, "%s", err->msg);
+		cr_assert(strstr(vgp_error_text(err), "state.json") != NULL, "%s", vgp_error_text(err));
 	}
 	vgp_journal_free(&k);
 }
@@ -143,7 +143,7 @@ Test(journal, load_missing_save_load)
 	cr_assert_not(rebooted);
 	cr_assert_str_eq(k.boot_id, "boot-a");
 	fill(&j);
-	cr_assert_eq(vgp_journal_save(path, &j, &err), 0, "%s", err ? err->msg : "");
+	cr_assert_eq(vgp_journal_save(path, &j, &err), 0, "%s", err ? vgp_error_text(err) : "");
 	char tmp[300];
 	snprintf(tmp, sizeof tmp, "%s.tmp", path);
 	cr_assert_neq(access(tmp, F_OK), 0, "no temp file left behind");
