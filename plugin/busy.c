@@ -255,7 +255,7 @@ busy_phase(struct eng *e, const struct vgp_plan_gpu **work, size_t nw, vgp_error
 		}
 		if (pol == VGP_BUSY_WAIT)
 			return vgp_make_error(err, EBUSY, "%s (still busy after waiting %d s, busy policy wait)%s", all,
-					      timeout_s, e->wrote ? "" : "; nothing was changed");
-		return vgp_make_error(err, EBUSY, "%s (busy policy fail)%s", all, e->wrote ? "" : "; nothing was changed");
+					      timeout_s, eng_wrote(e) ? "" : "; nothing was changed");
+		return vgp_make_error(err, EBUSY, "%s (busy policy fail)%s", all, eng_wrote(e) ? "" : "; nothing was changed");
 	}
 }

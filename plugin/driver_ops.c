@@ -63,11 +63,17 @@ fn_override(struct eng *e, const char *addr, char out[VGP_DRIVER_LEN])
 		out[0] = '\0';
 }
 
-/* e->wrote: set from any worker, read by the run once they are joined */
+/* e->wrote: set from any worker, read from any (release's preconditions run on a worker) */
 static void
 mark_wrote(struct eng *e)
 {
 	__atomic_store_n(&e->wrote, true, __ATOMIC_RELAXED);
+}
+
+bool
+eng_wrote(struct eng *e)
+{
+	return __atomic_load_n(&e->wrote, __ATOMIC_RELAXED);
 }
 
 static int

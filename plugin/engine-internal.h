@@ -113,6 +113,8 @@ int node_plan(const char *root, const struct vgp_engine_opts *o, const struct vg
 /* ---- driver_ops.c: one function's driver, each write verified */
 int eng_path(struct eng *e, char *buf, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 bool fn_exists(struct eng *e, const char *addr);
+/* Has this run written to sysfs yet (e->wrote, read atomically: workers set it)? */
+bool eng_wrote(struct eng *e);
 /* The current driver ("" when unbound) / driver_override ("" when clear). */
 void fn_driver(struct eng *e, const char *addr, char out[VGP_DRIVER_LEN]);
 void fn_override(struct eng *e, const char *addr, char out[VGP_DRIVER_LEN]);
