@@ -22,9 +22,13 @@ busy_release_lock(struct eng *e, const char *addr)
 {
 	char p[ENG_PATH_LEN];
 	_cleanup_error_ vgp_error_t err = NULL;
-	if (!eng_addr_in(e->locked, e->n_locked, addr))
-		return;
+	bool held;
+	eng_lock(e);
+	held = eng_addr_in(e->locked, e->n_locked, addr);
 	eng_addr_del(e->locked, &e->n_locked, addr);
+	eng_unlock(e);
+	if (!held)
+		return;
 	if (lock_path(e, addr, p) && vgp_write_file(p, "0", &err) < 0)
 		log_warn("%s: releasing the nvidia unbind lock: %s", addr, vgp_error_text(err));
 }
@@ -67,9 +71,14 @@ gpu_busy(struct eng *e, const struct vgp_pci_dev *d, bool take_lock, char *msg, 
 	_cleanup_free_ struct vgp_holder *h = NULL;
 	size_t nh = 0;
 
+	bool ours, added;
+
 	if (strcmp(d->driver, "nvidia") != 0)
 		return 0;
-	if (eng_addr_in(e->locked, e->n_locked, d->addr))
+	eng_lock(e);
+	ours = eng_addr_in(e->locked, e->n_locked, d->addr);
+	eng_unlock(e);
+	if (ours)
 		return 0;
 	if (d->nvidia_minor >= 0) {
 		if (vgp_nvidia_holders(e->root, d->nvidia_minor, &h, &nh, err) < 0)
@@ -84,7 +93,10 @@ gpu_busy(struct eng *e, const struct vgp_pci_dev *d, bool take_lock, char *msg, 
 		return 0;
 	if (vgp_write_file(p, "1", err) < 0)
 		return vgp_error_wrap(err, "%s: step unbind lock", d->addr);
-	if (eng_addr_add(&e->locked, &e->n_locked, d->addr) < 0)
+	eng_lock(e);
+	added = eng_addr_add(&e->locked, &e->n_locked, d->addr) == 0;
+	eng_unlock(e);
+	if (!added)
 		return vgp_make_error(err, ENOMEM, "unbind lock");
 	/* the kernel answers synchronously ("1\n" or "0\n"); anything else is not an answer yet (a simulated kernel
 	 * works asynchronously): read again within the bounded wait */
@@ -103,7 +115,9 @@ gpu_busy(struct eng *e, const struct vgp_pci_dev *d, bool take_lock, char *msg, 
 		vgp_sleep_ms(ENG_POLL_MS);
 	}
 	if (strcmp(val, "1") != 0) {
+		eng_lock(e);
 		eng_addr_del(e->locked, &e->n_locked, d->addr);
+		eng_unlock(e);
 		snprintf(msg, len, "%s is busy: the nvidia driver refused its unbind lock (a client still holds the "
 			 "GPU; no holder is visible in /proc: a process in another PID namespace?)", d->addr);
 		return 1;
@@ -241,7 +255,7 @@ busy_phase(struct eng *e, const struct vgp_plan_gpu **work, size_t nw, vgp_error
 		}
 		if (pol == VGP_BUSY_WAIT)
 			return vgp_make_error(err, EBUSY, "%s (still busy after waiting %d s, busy policy wait)%s", all,
-					      timeout_s, e->wrote ? "" : "; nothing was changed");
-		return vgp_make_error(err, EBUSY, "%s (busy policy fail)%s", all, e->wrote ? "" : "; nothing was changed");
+					      timeout_s, eng_wrote(e) ? "" : "; nothing was changed");
+		return vgp_make_error(err, EBUSY, "%s (busy policy fail)%s", all, eng_wrote(e) ? "" : "; nothing was changed");
 	}
 }

@@ -29,6 +29,17 @@ vgp_sleep_ms(long ms)
 		;
 }
 
+/* In the child: close every fd above 2 but keep (async-signal-safe: close_range, or close one by one). */
+static void
+close_others(int keep)
+{
+	if ((keep <= 3 || close_range(3, (unsigned) keep - 1, 0) == 0) && close_range((unsigned) keep + 1, ~0U, 0) == 0)
+		return;
+	for (int fd = 3; fd < 4096; fd++) /* a kernel before 5.9 */
+		if (fd != keep)
+			(void) close(fd);
+}
+
 /* What the child writes, until it closes the pipe (exits), the buffer is full or the deadline passes. */
 static void
 read_until(int fd, long deadline, struct vgp_child_result *r)
@@ -93,7 +104,11 @@ vgp_child_run(int (*fn)(int fd, void *arg), void *arg, int timeout_ms, struct vg
 		return vgp_make_error(err, ec, "fork");
 	}
 	if (pid == 0) {
-		close(p[0]);
+		/* Only async-signal-safe calls from here (the parent may have other threads, in the middle of a malloc).
+		 * Close every descriptor but the standard ones and our pipe: without an exec, O_CLOEXEC does not act,
+		 * and a child that inherited another worker's pipe would keep that pipe open, so that worker would
+		 * wait for its own child's EOF until its deadline, and for ever behind an unbind stuck in the kernel. */
+		close_others(p[1]);
 		_exit(fn(p[1], arg));
 	}
 	close(p[1]);

@@ -63,10 +63,23 @@ fn_override(struct eng *e, const char *addr, char out[VGP_DRIVER_LEN])
 		out[0] = '\0';
 }
 
+/* e->wrote: set from any worker, read from any (release's preconditions run on a worker) */
+static void
+mark_wrote(struct eng *e)
+{
+	__atomic_store_n(&e->wrote, true, __ATOMIC_RELAXED);
+}
+
+bool
+eng_wrote(struct eng *e)
+{
+	return __atomic_load_n(&e->wrote, __ATOMIC_RELAXED);
+}
+
 static int
 sysfs_write(struct eng *e, const char *path, const char *value, vgp_error_t *err)
 {
-	e->wrote = true;
+	mark_wrote(e);
 	return vgp_write_file(path, value, err);
 }
 
@@ -131,7 +144,7 @@ write_in_child(struct eng *e, const char *path, const char *value, int timeout_m
 	int ec;
 
 	*timed_out = false;
-	e->wrote = true;
+	mark_wrote(e);
 	if (vgp_child_run(child_write, &cw, timeout_ms, &r, err) < 0)
 		return -1;
 	if (r.timed_out) {

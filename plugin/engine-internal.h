@@ -8,6 +8,7 @@
  *   busy.c          busy detection (holders by st_rdev) and the nvidia unbind lock
  *   preconditions.c IOMMU on, /sys writable, vfio-pci loaded (modprobe)
  *   group_bind.c    moving one IOMMU group to vfio-pci, each step verified, rolled back on failure
+ *   parallel.c      independent groups at once: a bounded pool of workers, results merged in the plan's order
  *   repair.c        journal repair at start (what a killed run left in flight)
  *   release.c       vgp_release: giving GPUs back to the drivers the journal recorded
  *   udev_persist.c  the udev rule file that keeps bound functions on vfio-pci across reboots
@@ -16,6 +17,7 @@
 #ifndef VGP_ENGINE_INTERNAL_H
 #define VGP_ENGINE_INTERNAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -39,8 +41,13 @@ struct eng_excl {
 	char *why;
 };
 
-/* One run of the engine (bind or release). */
+/* One run of the engine (bind or release). Groups may move on several threads at once (parallel.c): mu guards
+ * what they share (the journal, its file, the exclusions, the unbind-lock list, done, precond, the udev file and
+ * the report); it is recursive, so a compound step (find an entry, change it, save) holds it across the helpers
+ * that take it too. Nothing slow (a sysfs write, an unbind, a probe wait) runs under it, except the journal's
+ * atomic save (the one writer). inv and plan are read-only while groups move. */
 struct eng {
+	pthread_mutex_t mu;
 	const struct vgp_engine_opts *o;
 	const char *root;
 	char state[ENG_PATH_LEN];
@@ -63,6 +70,10 @@ struct eng {
 };
 
 /* ---- engine.c: results, address lists, exclusions, journal cursor, snapshot */
+void eng_lock(struct eng *e);
+void eng_unlock(struct eng *e);
+/* The report this thread's results go to (a group's slot while it moves on a worker), NULL = e->rep. */
+void eng_result_slot(struct vgp_engine_report *slot);
 struct vgp_gpu_result *eng_result(struct eng *e, const char *addr, const char *resource, enum vgp_outcome out,
 				  long ms, size_t nf, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
 bool eng_addr_in(char (*list)[VGP_ADDR_LEN], size_t n, const char *addr);
@@ -102,6 +113,8 @@ int node_plan(const char *root, const struct vgp_engine_opts *o, const struct vg
 /* ---- driver_ops.c: one function's driver, each write verified */
 int eng_path(struct eng *e, char *buf, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 bool fn_exists(struct eng *e, const char *addr);
+/* Has this run written to sysfs yet (e->wrote, read atomically: workers set it)? */
+bool eng_wrote(struct eng *e);
 /* The current driver ("" when unbound) / driver_override ("" when clear). */
 void fn_driver(struct eng *e, const char *addr, char out[VGP_DRIVER_LEN]);
 void fn_override(struct eng *e, const char *addr, char out[VGP_DRIVER_LEN]);
@@ -138,6 +151,14 @@ int eng_preconditions(struct eng *e, bool need_vfio, vgp_error_t *err);
 void group_bind(struct eng *e, const struct vgp_plan_gpu *g);
 /* Does a planned group need anything (a member off vfio, an override to set, a journal entry to finish)? */
 bool group_needs_work(struct eng *e, const struct vgp_plan_gpu *g);
+
+/* ---- parallel.c */
+/* Run fn(e, i, arg) for i in [0, n) on up to e->o->parallel threads at once (0: n), each with its own result slot;
+ * then append the slots to e->rep in index order (the plan's order), whatever order they finished in. With one
+ * worker (or one item) everything runs on the calling thread, in order. Returns the wall time in ms. */
+long eng_run_parallel(struct eng *e, size_t n, void (*fn)(struct eng *e, size_t i, void *arg), void *arg);
+/* How many run at once for n items. */
+size_t eng_workers(const struct eng *e, size_t n);
 
 /* ---- repair.c */
 /* Restore what a killed run left in flight. *changed: the node changed (the caller scans it again). */

@@ -39,15 +39,42 @@ outcome_ok(enum vgp_outcome o)
 	return o == VGP_OUT_PASSTHROUGH || o == VGP_OUT_BOUND || o == VGP_OUT_RELEASED || o == VGP_OUT_SKIPPED_BUSY;
 }
 
+static _Thread_local struct vgp_engine_report *result_slot;
+
+void
+eng_result_slot(struct vgp_engine_report *slot)
+{
+	result_slot = slot;
+}
+
+void
+eng_lock(struct eng *e)
+{
+	pthread_mutex_lock(&e->mu);
+}
+
+void
+eng_unlock(struct eng *e)
+{
+	pthread_mutex_unlock(&e->mu);
+}
+
 struct vgp_gpu_result *
 eng_result(struct eng *e, const char *addr, const char *resource, enum vgp_outcome out, long ms, size_t nf,
 	   const char *fmt, ...)
 {
-	struct vgp_engine_report *rep = e->rep;
-	struct vgp_gpu_result *nr = vgp_array_push(&rep->r, &rep->n, sizeof *nr);
+	/* a group moving on a worker writes to its own slot (merged in the plan's order); else the report itself */
+	struct vgp_engine_report *rep = result_slot ? result_slot : e->rep;
+	struct vgp_gpu_result *nr;
 	va_list ap;
-	if (nr == NULL)
+	if (rep == e->rep)
+		eng_lock(e);
+	nr = vgp_array_push(&rep->r, &rep->n, sizeof *nr);
+	if (nr == NULL) {
+		if (rep == e->rep)
+			eng_unlock(e);
 		return NULL;
+	}
 	snprintf(nr->addr, sizeof nr->addr, "%s", addr);
 	snprintf(nr->resource, sizeof nr->resource, "%s", resource ? resource : "");
 	nr->outcome = out;
@@ -59,6 +86,8 @@ eng_result(struct eng *e, const char *addr, const char *resource, enum vgp_outco
 	va_end(ap);
 	if (!outcome_ok(out))
 		rep->n_failed++;
+	if (rep == e->rep)
+		eng_unlock(e);
 	return nr;
 }
 
@@ -94,8 +123,8 @@ eng_addr_del(char (*list)[VGP_ADDR_LEN], size_t *n, const char *addr)
 		}
 }
 
-int
-eng_exclude(struct eng *e, const char *addr, const char *why)
+static int
+exclude_locked(struct eng *e, const char *addr, const char *why)
 {
 	for (size_t i = 0; i < e->n_ex; i++)
 		if (strcmp(e->ex[i].addr, addr) == 0)
@@ -108,12 +137,26 @@ eng_exclude(struct eng *e, const char *addr, const char *why)
 	return 0;
 }
 
+int
+eng_exclude(struct eng *e, const char *addr, const char *why)
+{
+	eng_lock(e);
+	int r = exclude_locked(e, addr, why);
+	eng_unlock(e);
+	return r;
+}
+
 /* ---------------------------------------------------------------------------------------------------- journal */
 
+/* The one writer: every change to e->j and every save happen under mu, so a save carries every entry changed
+ * before it (no group's entry is lost to another's save), and two saves never share the temp file. */
 int
 eng_jsave(struct eng *e, vgp_error_t *err)
 {
-	return vgp_journal_save(e->state, &e->j, err);
+	eng_lock(e);
+	int r = vgp_journal_save(e->state, &e->j, err);
+	eng_unlock(e);
+	return r;
 }
 
 void
@@ -124,16 +167,20 @@ eng_jset(struct eng *e, const char *addr, const char *gpu, int group, const char
 	snprintf(n.addr, sizeof n.addr, "%s", addr);
 	snprintf(n.gpu, sizeof n.gpu, "%s", gpu);
 	snprintf(n.orig_driver, sizeof n.orig_driver, "%s", orig);
+	eng_lock(e);
 	if (vgp_journal_set(&e->j, &n, &err) < 0)
 		log_error("%s", vgp_error_text(err));
+	eng_unlock(e);
 }
 
 void
 eng_jstate(struct eng *e, const char *addr, enum vgp_jstate st)
 {
+	eng_lock(e);
 	struct vgp_journal_entry *je = vgp_journal_find(&e->j, addr);
 	if (je)
 		je->state = st;
+	eng_unlock(e);
 }
 
 /* ---------------------------------------------------------------------------------------------------- snapshot */
@@ -175,9 +222,14 @@ int
 eng_init(struct eng *e, const struct vgp_engine_opts *o, struct vgp_engine_report *rep, vgp_error_t *err)
 {
 	struct node_journal nj;
+	pthread_mutexattr_t ma;
 
 	memset(e, 0, sizeof *e);
 	memset(rep, 0, sizeof *rep);
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&e->mu, &ma);
+	pthread_mutexattr_destroy(&ma);
 	e->o = o;
 	e->rep = rep;
 	e->unbind_ms = o->unbind_timeout_ms > 0 ? o->unbind_timeout_ms : VGP_UNBIND_TIMEOUT_MS_DEFAULT;
@@ -207,6 +259,7 @@ eng_free(struct eng *e)
 	free(e->locked);
 	vgp_journal_free(&e->j);
 	snap_free(e);
+	pthread_mutex_destroy(&e->mu);
 }
 
 /* Hand the current inventory and plan to the report. */
@@ -295,12 +348,21 @@ pick_work(struct eng *e, const struct vgp_plan_gpu **work)
 	return nw;
 }
 
-/* One round: preconditions, the busy check, then each group's move. Returns 0 (done), 1 (GPUs were excluded:
- * busy under policy skip, or stuck: re-plan so that others replace them), -1 (stop, *err). */
+static void
+bind_one(struct eng *e, size_t i, void *arg)
+{
+	const struct vgp_plan_gpu **work = arg;
+	group_bind(e, work[i]);
+}
+
+/* One round: preconditions, the busy check, then the groups' moves, independent groups at once (eng_workers at a
+ * time; each its own journal-first, deadline, verify, rollback). Returns 0 (done), 1 (GPUs were excluded: busy
+ * under policy skip, or stuck: re-plan so that others replace them), -1 (stop, *err). */
 static int
 bind_round(struct eng *e, const struct vgp_plan_gpu **work, size_t nw, vgp_error_t *err)
 {
-	size_t ex_before = e->n_ex;
+	size_t ex_before = e->n_ex, n = 0;
+	long ms;
 	int br;
 
 	if (eng_preconditions(e, true, err) < 0)
@@ -312,9 +374,14 @@ bind_round(struct eng *e, const struct vgp_plan_gpu **work, size_t nw, vgp_error
 		busy_release_locks(e);
 		return 1;
 	}
-	for (size_t i = 0; i < nw; i++)
-		if (work[i])
-			group_bind(e, work[i]);
+	for (size_t i = 0; i < nw; i++) /* the busy phase may have taken some out: keep the plan's order */
+		if (work[i]) {
+			work[n++] = work[i];
+			eng_addr_add(&e->done, &e->n_done, e->inv.devs[work[i]->dev].addr);
+		}
+	ms = eng_run_parallel(e, n, bind_one, work);
+	if (n > 1)
+		log_info("moved %zu groups in %ld ms (%zu at a time)", n, ms, eng_workers(e, n));
 	busy_release_locks(e);
 	return e->n_ex != ex_before ? 1 : 0; /* nothing stuck: no replacement to look for */
 }

@@ -55,7 +55,9 @@ rollback(struct eng *e, const char *gpu, struct member *m, size_t n, const char 
 			}
 			continue;
 		}
+		eng_lock(e);
 		vgp_journal_remove(&e->j, m[i].addr);
+		eng_unlock(e);
 	}
 	if (eng_jsave(e, &jerr) < 0) {
 		size_t l = strlen(why);
@@ -77,9 +79,10 @@ struct move {
 	bool moved;                /* a function moved in this run */
 };
 
-/* Journal first: every function that moves (or that an earlier run journaled), state BINDING. */
+/* Journal first: every function that moves (or that an earlier run journaled), state BINDING. Under e->mu: it
+ * holds pointers into the journal, which another group's entry may move. */
 static int
-journal_members(struct eng *e, struct move *mv, vgp_error_t *err)
+journal_members_locked(struct eng *e, struct move *mv, vgp_error_t *err)
 {
 	char cur[VGP_DRIVER_LEN];
 	size_t off = 0;
@@ -106,6 +109,15 @@ journal_members(struct eng *e, struct move *mv, vgp_error_t *err)
 		dirty = true;
 	}
 	return dirty ? eng_jsave(e, err) : 0;
+}
+
+static int
+journal_members(struct eng *e, struct move *mv, vgp_error_t *err)
+{
+	eng_lock(e);
+	int r = journal_members_locked(e, mv, err);
+	eng_unlock(e);
+	return r;
 }
 
 /* One function to vfio-pci: override, unbind from its driver (the unbind consumes the nvidia lock), probe,
@@ -137,7 +149,9 @@ move_member(struct eng *e, struct move *mv, struct member *m, vgp_error_t *err)
 			}
 			return -1;
 		}
+		eng_lock(e);
 		eng_addr_del(e->locked, &e->n_locked, m->addr); /* the unbind consumed the lock */
+		eng_unlock(e);
 	}
 	if (fn_probe(e, m->addr, err) < 0)
 		return -1;
@@ -175,6 +189,7 @@ finish_bound(struct eng *e, struct move *mv)
 	bool dirty = false;
 	long ms;
 
+	eng_lock(e);
 	for (size_t i = 0; i < mv->n; i++) {
 		struct vgp_journal_entry *je = vgp_journal_find(&e->j, mv->m[i].addr);
 		if (mv->m[i].ours && je && je->state != VGP_J_BOUND) {
@@ -185,6 +200,7 @@ finish_bound(struct eng *e, struct move *mv)
 	if (dirty && eng_jsave(e, &err) < 0) /* the node is right, the journal still says binding: the next start
 						 finds it complete */
 		log_warn("%s: bound, but %s", addr, vgp_error_text(err));
+	eng_unlock(e);
 	ms = vgp_now_ms() - mv->t0;
 	if (!mv->moved) {
 		eng_result(e, addr, mv->g->resource, VGP_OUT_PASSTHROUGH, ms, mv->n, "%s", mv->g->reason);
@@ -203,10 +219,13 @@ finish_failed(struct eng *e, struct move *mv, char *why, size_t why_len)
 	bool all_ok;
 	long ms;
 
-	if (mv->stuck_addr && strcmp(mv->stuck_addr, addr) == 0)
+	if (mv->stuck_addr && strcmp(mv->stuck_addr, addr) == 0) {
+		eng_lock(e);
 		eng_addr_del(e->locked, &e->n_locked, addr); /* no write to a stuck device, not even its lock */
-	else
+		eng_unlock(e);
+	} else {
 		busy_release_lock(e, addr);
+	}
 	rollback(e, addr, mv->m, mv->n, mv->stuck_addr, why, why_len, &all_ok);
 	ms = vgp_now_ms() - mv->t0;
 	if (mv->stuck_addr) {
@@ -222,6 +241,8 @@ finish_failed(struct eng *e, struct move *mv, char *why, size_t why_len)
 	}
 }
 
+/* May run on a worker thread beside other groups' (parallel.c): every step writes only this group's functions;
+ * what it shares with them (journal, exclusions, lock list, results) goes through e->mu and its result slot. */
 void
 group_bind(struct eng *e, const struct vgp_plan_gpu *g)
 {
@@ -235,7 +256,6 @@ group_bind(struct eng *e, const struct vgp_plan_gpu *g)
 		eng_result(e, mv.gpu->addr, g->resource, VGP_OUT_FAILED, 0, 0, "out of memory");
 		return;
 	}
-	eng_addr_add(&e->done, &e->n_done, mv.gpu->addr);
 	if (busy_lock_gpu(e, g) != 0)
 		return;
 	if (journal_members(e, &mv, &err) < 0) {

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -134,18 +135,10 @@ vgp_mkdir_p(const char *path, vgp_error_t *err)
 	return 0;
 }
 
-int
-vgp_write_atomic(const char *path, const char *data, size_t len, vgp_error_t *err)
-{
-	char tmp[4096];
-
-	if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int) sizeof tmp)
-		return vgp_make_error(err, ENAMETOOLONG, "write %s", path);
-	return vgp_write_atomic_via(path, tmp, data, len, err);
-}
-
-int
-vgp_write_atomic_via(const char *path, const char *tmp, const char *data, size_t len, vgp_error_t *err)
+/* Write to tmp, rename it over path (a reader sees the old or the new content, never a mix). durable: fsync the
+ * file before the rename and the directory after, so the new content survives a crash. */
+static int
+write_via(const char *path, const char *tmp, const char *data, size_t len, bool durable, vgp_error_t *err)
 {
 	char dir[4096];
 	_cleanup_close_ int fd = -1;
@@ -170,7 +163,7 @@ vgp_write_atomic_via(const char *path, const char *tmp, const char *data, size_t
 		}
 		off += (size_t) w;
 	}
-	if (fsync(fd) < 0) {
+	if (durable && fsync(fd) < 0) {
 		int e = errno;
 		unlink(tmp);
 		return vgp_make_error(err, e, "fsync %s", tmp);
@@ -185,9 +178,40 @@ vgp_write_atomic_via(const char *path, const char *tmp, const char *data, size_t
 		unlink(tmp);
 		return vgp_make_error(err, e, "rename %s to %s", tmp, path);
 	}
+	if (!durable)
+		return 0;
 	/* dirname() modified dir in place: it now names the parent */
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd >= 0)
 		(void) fsync(dfd);
 	return 0;
+}
+
+/* path + ".tmp" */
+static int
+write_dot_tmp(const char *path, const char *data, size_t len, bool durable, vgp_error_t *err)
+{
+	char tmp[4096];
+
+	if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int) sizeof tmp)
+		return vgp_make_error(err, ENAMETOOLONG, "write %s", path);
+	return write_via(path, tmp, data, len, durable, err);
+}
+
+int
+vgp_write_atomic(const char *path, const char *data, size_t len, vgp_error_t *err)
+{
+	return write_dot_tmp(path, data, len, true, err);
+}
+
+int
+vgp_write_atomic_via(const char *path, const char *tmp, const char *data, size_t len, vgp_error_t *err)
+{
+	return write_via(path, tmp, data, len, true, err);
+}
+
+int
+vgp_write_replace(const char *path, const char *data, size_t len, vgp_error_t *err)
+{
+	return write_dot_tmp(path, data, len, false, err);
 }

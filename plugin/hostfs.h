@@ -26,6 +26,11 @@ int vgp_write_atomic(const char *path, const char *data, size_t len, vgp_error_t
 /* The same with the temporary file named tmp (same directory as path), for readers that skip some names (NFD
  * ignores hidden files in features.d, so a half-written ".name.tmp" is never read). */
 int vgp_write_atomic_via(const char *path, const char *tmp, const char *data, size_t len, vgp_error_t *err);
+/* The same atomic replace (a reader sees the old or the new content, never a mix) without the two fsyncs: for
+ * files that describe the running process (serve's status file), which mean nothing after a crash or a reboot,
+ * and which the event loop rewrites on every health change, where an fsync would stall the next event by
+ * milliseconds to tens of milliseconds on a busy disk. */
+int vgp_write_replace(const char *path, const char *data, size_t len, vgp_error_t *err);
 /* mkdir -p with mode 0755. */
 int vgp_mkdir_p(const char *path, vgp_error_t *err);
 

@@ -90,7 +90,7 @@ eng_iommu_off_error(struct eng *e, vgp_error_t *err)
 	return vgp_make_error(err, 0, "precondition: the IOMMU is off (%s/sys/kernel/iommu_groups is empty): enable it "
 			      "with intel_iommu=on (Intel) or amd_iommu=on (AMD) on the kernel command line and reboot; "
 			      "until then no GPU can be passed through (%zu match%s the configuration: %s%s)%s", root, n,
-			      n == 1 ? "es" : "", gpus, n > 4 ? ", ..." : "", e->wrote ? "" : "; nothing was changed");
+			      n == 1 ? "es" : "", gpus, n > 4 ? ", ..." : "", eng_wrote(e) ? "" : "; nothing was changed");
 }
 
 /* Checked once, before the first write of a run. */

@@ -191,15 +191,22 @@ restore_all(struct eng *e, struct rel *r)
 	_cleanup_error_ vgp_error_t err = NULL;
 	_cleanup_free_ char (*gone)[VGP_ADDR_LEN] = NULL;
 	size_t ngone = 0;
+	int pr;
 
-	if (eng_preconditions(e, false, &err) < 0) {
+	eng_lock(e); /* checked once for the run, by whichever group comes first */
+	pr = eng_preconditions(e, false, &err);
+	eng_unlock(e);
+	if (pr < 0) {
 		eng_result(e, r->gpu, "", VGP_OUT_FAILED, 0, r->nf, "%s", vgp_error_text(err));
 		return 1;
 	}
+	eng_lock(e);
 	for (size_t i = 0; i < r->nf; i++)
 		if (r->f[i].journaled)
 			eng_jstate(e, r->f[i].addr, VGP_J_RELEASING);
-	if (eng_jsave(e, &err) < 0) {
+	pr = eng_jsave(e, &err);
+	eng_unlock(e);
+	if (pr < 0) {
 		eng_result(e, r->gpu, "", VGP_OUT_FAILED, 0, r->nf, "%s: step journal: %s", r->gpu, vgp_error_text(err));
 		return 1;
 	}
@@ -214,24 +221,34 @@ restore_all(struct eng *e, struct rel *r)
 			}
 			continue;
 		}
+		eng_lock(e);
 		if (r->f[i].journaled)
 			vgp_journal_remove(&e->j, r->f[i].addr);
+		eng_unlock(e);
 		eng_addr_add(&gone, &ngone, r->f[i].addr);
 	}
+	eng_lock(e); /* the journal and the rule file: one writer */
 	if (eng_jsave(e, &err) < 0) {
 		why_add(r, vgp_error_text(err));
 		vgp_error_release(&err);
 	}
 	if (ngone && udev_drop(e, gone, ngone, &err) < 0)
 		why_add(r, vgp_error_text(err));
+	eng_unlock(e);
 	return 0;
 }
 
+/* May run on a worker thread beside other groups' releases (parallel.c), like group_bind. */
 static void
 release_group(struct eng *e, const char *gpu, bool force)
 {
-	struct rel r = { .gpu = gpu, .group = -1, .t0 = vgp_now_ms(), .ok = true, .cap = e->j.n + 16 };
-	_cleanup_free_ struct rel_fn *f = calloc(r.cap, sizeof *f);
+	struct rel r = { .gpu = gpu, .group = -1, .t0 = vgp_now_ms(), .ok = true };
+	_cleanup_free_ struct rel_fn *f = NULL;
+
+	eng_lock(e);
+	r.cap = e->j.n + 16; /* the journal only shrinks during a release */
+	eng_unlock(e);
+	f = calloc(r.cap, sizeof *f);
 	long ms;
 
 	if (f == NULL) {
@@ -239,7 +256,10 @@ release_group(struct eng *e, const char *gpu, bool force)
 		return;
 	}
 	r.f = f;
-	if (still_stuck(e, gpu) || collect(e, &r) != 0 || check_holders(e, &r, force) != 0 || restore_all(e, &r) != 0)
+	eng_lock(e); /* both read the journal, which other groups' releases change */
+	bool stop = still_stuck(e, gpu) || collect(e, &r) != 0;
+	eng_unlock(e);
+	if (stop || check_holders(e, &r, force) != 0 || restore_all(e, &r) != 0)
 		return;
 	ms = vgp_now_ms() - r.t0;
 	if (r.ok) {
@@ -251,6 +271,18 @@ release_group(struct eng *e, const char *gpu, bool force)
 	} else {
 		eng_result(e, gpu, "", r.stuck_any ? VGP_OUT_STUCK : VGP_OUT_FAILED, ms, r.nf, "%s", r.why);
 	}
+}
+
+struct rel_job {
+	char (*gpus)[VGP_ADDR_LEN];
+	bool force;
+};
+
+static void
+release_one(struct eng *e, size_t i, void *arg)
+{
+	struct rel_job *job = arg;
+	release_group(e, job->gpus[i], job->force);
 }
 
 /* The GPUs to release: those named (a function address stands for its GPU, through the journal), or every GPU
@@ -293,8 +325,12 @@ vgp_release(const struct vgp_engine_opts *o, const char *const *addrs, size_t n,
 		goto out;
 	if (release_targets(&e, addrs, n, &gpus, &ng, err) < 0)
 		goto out;
-	for (size_t i = 0; i < ng; i++)
-		release_group(&e, gpus[i], force);
+	{
+		struct rel_job job = { .gpus = gpus, .force = force };
+		long ms = eng_run_parallel(&e, ng, release_one, &job);
+		if (ng > 1)
+			log_info("released %zu groups in %ld ms (%zu at a time)", ng, ms, eng_workers(&e, ng));
+	}
 	for (size_t i = 0; i < e.inv.n; i++)
 		if (vgp_dev_is_display(&e.inv.devs[i]))
 			busy_release_stale_lock(&e, e.inv.devs[i].addr);

@@ -310,7 +310,7 @@ serve_write_status(struct serve *s)
 		text[len++] = '\n';
 		text[len] = '\0';
 	}
-	if (vgp_write_atomic(s->o->status_file, text, len, &err) < 0)
+	if (vgp_write_replace(s->o->status_file, text, len, &err) < 0)
 		log_warn("status file: %s", vgp_error_text(err));
 	free(text);
 }

@@ -54,6 +54,10 @@ struct vgp_engine_opts {
 	int vfio_wait_ms;                /* 0 = VGP_VFIO_WAIT_MS_DEFAULT: bounded wait for driver links, /dev/vfio/<g> */
 	bool shortfall_ok;               /* false (bind): a count larger than the eligible GPUs is an invalid-input
 	                                    error (exit 2) before any write; true (serve): bind what exists */
+	int parallel;                    /* how many IOMMU groups move at once (bind, release): 0 = all of them,
+	                                    1 = one after another in the plan's order. Each group keeps its own
+	                                    journal-first, deadline, verify and rollback; the report stays in the
+	                                    plan's order */
 };
 
 struct vgp_engine_report {

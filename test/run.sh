@@ -76,7 +76,11 @@ for suite in $SUITES; do
 		unset ASAN_OPTIONS UBSAN_OPTIONS ;;
 	valgrind)
 		run_units "$OUT_DEFAULT" valgrind "$VALGRIND --trace-children=yes --trace-children-skip=*python*,*/sh,*/bash,*/env,*/unshare"
-		run_scripts "$BIN_DEFAULT" valgrind "$VALGRIND" only-marked ;;
+		# --child-silent-after-fork (plugin processes only; the unit tests keep every report): a
+		# child the bind engine's workers fork for an unbind write ends with _exit while the other workers'
+		# memory is referenced only from their stacks, which the child lacks: its leak check called that lost and
+		# wrote it into the plugin's output. The parent's own check at its exit covers the same memory.
+		run_scripts "$BIN_DEFAULT" valgrind "$VALGRIND --child-silent-after-fork=yes" only-marked ;;
 	e2e)
 		log="$LOGDIR/e2e.log"
 		start=$(date +%s)

@@ -53,6 +53,7 @@ struct opts {
 	const char *metrics_address;
 	char nfd_dir[4096];         /* "" = off */
 	double unbind_timeout, vfio_wait, reconcile_interval;
+	int parallel;               /* --parallel: IOMMU groups moved at once, 0 = all */
 	bool json, force, hco, ready;
 	const char *role;
 	char **args;                /* positional arguments after the command (release ADDR...) */
@@ -108,6 +109,8 @@ static const char usage_text[] =
 	"Binding:\n"
 	"  --unbind-timeout SEC     give up on a driver unbind after SEC; the GPU is then stuck (default 10)\n"
 	"  --vfio-wait SEC          wait for /dev/vfio/<group> after binding (default 5)\n"
+	"  --parallel N             bind, release, serve: move at most N IOMMU groups at once (default: all of\n"
+	"                           them; 1 = one after another, in the plan's order)\n"
 	"\n"
 	"Other:\n"
 	"  --log-level LEVEL        error, warn, info or debug (default info)\n"
@@ -124,7 +127,7 @@ enum {
 	OPT_CONFIG = 256, OPT_DEVICE, OPT_COUNT, OPT_ADDRESS, OPT_HOST_ROOT, OPT_PCI_IDS, OPT_NODE_NAME,
 	OPT_STATE_FILE, OPT_KUBELET_DIR, OPT_STATUS_FILE, OPT_UNBIND_TIMEOUT, OPT_VFIO_WAIT,
 	OPT_RECONCILE, OPT_POD_RESOURCES, OPT_METRICS_ADDRESS, OPT_NFD_DIR, OPT_LOG_LEVEL, OPT_JSON, OPT_FORCE, OPT_HCO,
-	OPT_ROLE, OPT_READY,
+	OPT_ROLE, OPT_READY, OPT_PARALLEL,
 };
 
 static const struct option long_opts[] = {
@@ -140,6 +143,7 @@ static const struct option long_opts[] = {
 	{ "status-file", required_argument, NULL, OPT_STATUS_FILE },
 	{ "unbind-timeout", required_argument, NULL, OPT_UNBIND_TIMEOUT },
 	{ "vfio-wait", required_argument, NULL, OPT_VFIO_WAIT },
+	{ "parallel", required_argument, NULL, OPT_PARALLEL },
 	{ "reconcile-interval", required_argument, NULL, OPT_RECONCILE },
 	{ "pod-resources-socket", required_argument, NULL, OPT_POD_RESOURCES },
 	{ "metrics-address", required_argument, NULL, OPT_METRICS_ADDRESS },
@@ -178,6 +182,19 @@ parse_seconds(const char *flag, const char *s, double *out, vgp_error_t *err)
 	if (errno != 0 || end == s || *end != '\0' || !(v > 0 && v <= 86400))
 		return vgp_make_usage_error(err, "%s '%s': expected a number of seconds greater than 0", flag, s);
 	*out = v;
+	return 0;
+}
+
+static int
+parse_parallel(const char *s, int *out, vgp_error_t *err)
+{
+	char *end = NULL;
+	long v;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < 1 || v > 4096)
+		return vgp_make_usage_error(err, "--parallel '%s': expected a number of IOMMU groups from 1 to 4096", s);
+	*out = (int) v;
 	return 0;
 }
 
@@ -233,6 +250,9 @@ parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 			break;
 		case OPT_VFIO_WAIT:
 			if (parse_seconds("--vfio-wait", optarg, &o->vfio_wait, err) < 0) return -1;
+			break;
+		case OPT_PARALLEL:
+			if (parse_parallel(optarg, &o->parallel, err) < 0) return -1;
 			break;
 		case OPT_RECONCILE:
 			if (parse_seconds("--reconcile-interval", optarg, &o->reconcile_interval, err) < 0) return -1;
@@ -361,6 +381,7 @@ load_config(const struct opts *o, struct node_state *s, vgp_error_t *err)
 	s->eo.cfg = &s->cfg;
 	s->eo.unbind_timeout_ms = (int) (o->unbind_timeout * 1000);
 	s->eo.vfio_wait_ms = (int) (o->vfio_wait * 1000);
+	s->eo.parallel = o->parallel;
 	return 0;
 }
 
@@ -511,6 +532,7 @@ cmd_release(const struct opts *o, vgp_error_t *err)
 	struct vgp_engine_opts eo = {
 		.host_root = o->host_root, .state_file = o->state_file, .pci_ids = o->pci_ids,
 		.unbind_timeout_ms = (int) (o->unbind_timeout * 1000), .vfio_wait_ms = (int) (o->vfio_wait * 1000),
+		.parallel = o->parallel,
 	};
 	int ret = vgp_release(&eo, (const char *const *) o->args, o->n_args, o->force, &rep, err);
 	print_results(stdout, &rep);

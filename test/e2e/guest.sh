@@ -349,10 +349,19 @@ scenario_6() { # refusals: a GPU sharing its group with a NIC; a half-bound grou
 	why=$(plan_field /tmp/f.json $FOREIGN reason)
 	case $why in *"$NIC"*) ;; *) bad "the plan's reason for $FOREIGN does not name the NIC $NIC: '$why'" ;; esac
 	info "foreign refusal: $why"
-	# every other GPU is eligible: --count all binds the 8 and leaves the NIC's group alone
+	# every other GPU is eligible: --count all binds the 8 and leaves the NIC's group alone. Twice: one group after
+	# another (--parallel 1), released, then all groups at once (the default); the plugin's log times both
+	F --count all --parallel 1 bind >/tmp/seq.out 2>/tmp/seq.log || bad "bind --count all --parallel 1 exited $?"
+	cat /tmp/seq.out /tmp/seq.log
+	bind_times /tmp/seq.log count-all-sequential
+	info "bind-all sequential: $(sed -n 's/.*moved \([0-9]*\) groups in \([0-9]*\) ms (\(.*\)).*/\1 groups in \2 ms, \3/p' /tmp/seq.log)"
+	for a in $GPUS; do want_passthrough $a; done
+	F release >/dev/null 2>&1 || bad "release after the sequential bind exited $?"
+	for a in $GPUS; do want_native $a; done
 	F --count all bind >/tmp/all.out 2>/tmp/all.log || bad "bind --count all exited $?"
 	cat /tmp/all.out /tmp/all.log
 	bind_times /tmp/all.log count-all
+	info "bind-all parallel: $(sed -n 's/.*moved \([0-9]*\) groups in \([0-9]*\) ms (\(.*\)).*/\1 groups in \2 ms, \3/p' /tmp/all.log)"
 	for a in $GPUS; do want_passthrough $a; done
 	want_foreign_untouched
 	F release >/dev/null 2>&1 || bad "release of all exited $?"

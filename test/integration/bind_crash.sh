@@ -2,19 +2,24 @@
 # bind_crash.sh — crash safety: a 4-GPU bind is killed with SIGKILL after its K-th write (the simulated kernel
 # kills it, so it dies between two of its writes), for every K; the next start repairs the node from the journal:
 # every group entirely on vfio-pci or entirely on its original drivers, then the same 4 GPUs bound. Every other
-# K, the restart is a release instead, which must give everything back.
+# K, the restart is a release instead, which must give everything back. The 4 groups move at once (the default:
+# --parallel 4), with a small simulated unbind and probe latency so that their writes interleave: whichever group's
+# write the kill lands after, no group is left half moved.
 . "$(dirname "$0")/lib.sh"
 vgp_netns_reexec "$@"
 set -e
 vgp_setup
 
-F=(--pci-ids "$PCI_IDS" --device 10de:26b9 --count 4 --vfio-wait 2)
+F=(--pci-ids "$PCI_IDS" --device 10de:26b9 --count 4 --vfio-wait 2 --parallel 4)
+LAT='"latencyMs": {"unbind": 20, "probe": 10}'
 
 # how many writes a clean 4-GPU bind makes
 R=$(vgp_node ref --preset demo8)
 vgp_sim_start "$R"
+vgp_faults "$R" "{$LAT}"
 vgp_run --host-root "$R" "${F[@]}" bind
 vgp_expect_rc 0
+vgp_expect_out 'moved 4 groups in [0-9]+ ms \(4 at a time\)'
 TOTAL=$(vgp_writes "$R")
 WANT=$(vgp_results bound | sort | tr '\n' ' ')
 vgp_sim_stop "$R"
@@ -24,7 +29,7 @@ echo "a clean bind makes $TOTAL writes; bound: $WANT"
 for K in $(seq 1 "$TOTAL"); do
 	R=$(vgp_node "k$K" --preset demo8)
 	vgp_sim_start "$R"
-	vgp_faults "$R" "{\"killAfterWrites\": $K}"
+	vgp_faults "$R" "{$LAT, \"killAfterWrites\": $K}"
 	set +e
 	$VGP_WRAP "$(vgp_cli)" --host-root "$R" "${F[@]}" bind >"$T/out" 2>&1 &
 	P=$!

@@ -136,7 +136,9 @@ ok "serve stopped: the labels stay; release of everything removes them"
 R2=$(vgp_node n2 --preset demo8)
 vgp_sim_start "$R2"
 vgp_faults "$R2" '{"blockUnbind": ["0000:61:00.0"]}'
-serve_sim "$R2" --count 2 --unbind-timeout 1
+# --parallel 1: the sim's blocked unbind is its driver's whole unbind file (simkernel.py, blockUnbind), so another
+# nvidia GPU's unbind beside it would hang too
+serve_sim "$R2" --count 2 --unbind-timeout 1 --parallel 1
 vgp_scrape "$PORT" "$T/m2"
 vgp_metrics_check "$T/m2" '
 L = "nvidia.com/AD102GL_L40S"

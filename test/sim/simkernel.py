@@ -41,14 +41,31 @@ Faults (ROOT/.sim/faults.json, re-read whenever it changes, or --faults FILE, wh
                                become FIFOs too: a reader or writer of them hangs like the unbind, until the fault
                                is lifted for that device (the unbind FIFO itself goes when another device's unbind
                                lock is taken, as above; the device lock stays)
+                               The FIFO stands for the driver's whole unbind file (the sim cannot tell which device
+                               a writer blocked in open() wants): while it is armed, every unbind of that driver
+                               hangs. A test that runs other groups at once (the parallel engine) gives the blocked
+                               GPU a driver of its own, or runs the engine with --parallel 1. A device on a driver
+                               without an unbind lock (not nvidia) has its driver's unbind FIFO armed as soon as the
+                               fault names it
    "vanish": [addr],           the device falls off the bus now: unbind + remove uevents, dir and links gone
    "vanishOnUnbind": [addr],   the device falls off the bus when its unbind is written
    "failVfioNode": [group],    binding to vfio-pci does not create dev/vfio/<group>
    "refuseUnbindLock": [addr], the nvidia unbind lock of addr reads back 0
    "probeNoop": true,          drivers_probe binds nothing at all
+   "latencyMs": {"unbind": 500, "probe": 200, "bind": 0},
+                               each such operation takes that long before it shows, per device as in the driver
+                               core (which locks per device): one device's unbind never waits for another's, the
+                               operations of one device stay in order (a thread per device with work pending);
+                               a sync is answered once every pending operation is done
    "killAfterWrites": N}       SIGKILL the process in ROOT/.sim/victim.pid once N more writes were seen (tests
                                of crash safety: the victim dies between two of its writes)
 SIGTERM/SIGINT: clean exit (the FIFOs are turned back into files).
+
+The write-only files every device shares (sys/bus/pci/drivers_probe, drivers/<d>/{bind,unbind,new_id,remove_id})
+are FIFOs the sim keeps open for reading while it runs: each write(2) is one message, read in order, so writers
+of different devices at once (the parallel engine) never overwrite each other's value before the sim read it, as
+a regular file would. A value is read as the kernel reads it: each PCI address in it is one store (a writer without
+a newline between two writes gives "0000:61:00.00000:63:00.0"); anything else is one value per line.
 """
 import argparse
 import ctypes
@@ -56,12 +73,14 @@ import ctypes.util
 import errno
 import json
 import os
+import re
 import selectors
 import signal
 import socket
 import stat
 import struct
 import sys
+import threading
 import time
 
 IN_CLOSE_WRITE = 0x00000008
@@ -81,6 +100,9 @@ NULL = "(null)"
 # it (no O_TRUNC) reads "10"/"11" until the sim has answered: a reader polls until it sees a bare digit.
 LOCK_YES = " 1\n"
 LOCK_NO = " 0\n"
+# the write-only attributes of the bus and of each driver that every device shares: FIFOs while the sim runs
+SHARED = ("bind", "unbind", "new_id", "remove_id")
+ADDR_RE = re.compile(r"[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]")
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.inotify_init1.argtypes = [ctypes.c_int]
@@ -120,6 +142,13 @@ class Sim:
         self.writes_since_faults = 0
         self.seqnum = 1000
         self.blocked = {}         # driver -> path of the FIFO that replaced its unbind
+        self.mu = threading.RLock()   # the sim's state: the event loop and the per-device workers
+        self.sel = None
+        self.fifo_fds = {}        # fd -> (kind, key, dirpath, name) of a shared attribute's FIFO we read
+        self.fifo_paths = {}      # path -> fd currently there
+        self.queues = {}          # addr -> [(op, delay_s, fn)] pending on that device (its worker runs them)
+        self.pending_syncs = []   # sync names answered when the last queue empties
+        self.stopping = False
         self.wlog = open(os.path.join(self.simdir, "writes.log"), "a", buffering=1)
         self.nl = None
         if uevents:
@@ -216,7 +245,7 @@ class Sim:
             log("faults.json: %s (ignored)" % e)
             return
         known = {"refuseBind", "blockUnbind", "vanish", "vanishOnUnbind", "failVfioNode", "refuseUnbindLock",
-                 "probeNoop", "killAfterWrites"}
+                 "probeNoop", "killAfterWrites", "latencyMs"}
         for k in f:
             if k not in known:
                 log("faults.json: unknown switch %r (ignored)" % k)
@@ -225,6 +254,12 @@ class Sim:
         log("faults: %s" % json.dumps(f, sort_keys=True))
         for addr in list(self.blocked_addrs_removed()):
             self.unblock(addr)
+        for addr in f.get("blockUnbind", []) or []:
+            # a driver without an unbind lock gives no handshake before the unbind to arm the FIFO at: armed now
+            d = self.devs.get(addr)
+            drv = self.driver_of(addr) if d and not d.vanished else ""
+            if drv and drv != "nvidia":
+                self.block(d)
         for d in self.devs.values():   # the hung unbind gave up the device lock: the fault is off
             if d.locked and not self.fault("blockUnbind", d.addr):
                 self.unlock_device(d)
@@ -255,6 +290,8 @@ class Sim:
         self.add_watch(self.J("sys/bus/pci/drivers"), IN_CREATE | IN_MOVED_TO, "drivers")
         for d in sorted(os.listdir(self.J("sys/bus/pci/drivers"))):
             self.add_watch(self.J("sys/bus/pci/drivers", d), IN_CLOSE_WRITE, "driver", d)
+            self.fifo_driver(d)
+        self.fifo_make(self.J("sys/bus/pci/drivers_probe"), "bus", None)
         for d in self.devs.values():
             self.add_watch(self.J("sys/devices", d.topo), IN_CLOSE_WRITE, "dev", d.addr)
         gpus = self.J("proc/driver/nvidia/gpus")
@@ -597,12 +634,8 @@ class Sim:
 
     def unblock(self, addr):
         drv, path = self.blocked.pop(addr)
-        tmp = path + ".simtmp"
-        with open(tmp, "w"):
-            pass
-        os.chmod(tmp, 0o200)
-        os.rename(tmp, path)
-        log("blockUnbind: %s is a file again" % path)
+        self.fifo_make(path, "driver", drv)
+        log("blockUnbind: %s is read by the sim again" % path)
 
     def touching(self, addr):
         """The plugin started on addr: arm or disarm the FIFO."""
@@ -625,8 +658,10 @@ class Sim:
             if name == "faults.json":
                 self.load_faults()
             elif name.startswith("sync-"):
-                with open(os.path.join(self.simdir, "synced-" + name[5:]), "w"):
-                    pass
+                self.drain_fifos()   # every write made before the sync was asked for
+                self.pending_syncs.append(name[5:])
+                if not self.queues:
+                    self.answer_syncs()
             return
         value = self.first_line(path)
         if value is None:
@@ -660,25 +695,148 @@ class Sim:
             else:
                 self.rewrite(path, LOCK_NO)
             return
+        self.on_value(kind, key, path, name, value)
+        if kind == "driver" and name in SHARED:   # a driver that appeared after the start: read it from now on
+            self.fifo_make(path, kind, key)
+
+    def on_value(self, kind, key, path, name, value):
+        """One store to a shared attribute (drivers_probe, a driver's bind/unbind/new_id)."""
+        self.record(os.path.relpath(path, self.root), value)
         if not value:
-            self.record(rel, value)
             return
-        self.record(rel, value)
         d = self.devs.get(value.lower())
-        if kind == "bus" and name == "drivers_probe":
-            if d is not None:
-                self.probe(d)
-        elif kind == "driver" and name == "unbind":
-            if d is not None and not d.vanished and self.driver_of(d.addr) == key:
-                if self.fault("vanishOnUnbind", d.addr):
-                    self.vanish(d)
-                else:
-                    self.do_unbind(d)
-        elif kind == "driver" and name == "bind":
-            if d is not None and not d.vanished and not self.driver_of(d.addr) and self.allowed(d, key):
-                self.do_bind(d, key)
-        elif kind == "driver" and name == "new_id":
+        if kind == "driver" and name == "new_id":
             log("new_id written to %s: %s (the plugin must never do this)" % (key, value))
+        if d is None:
+            return
+        if kind == "bus" and name == "drivers_probe":
+            self.schedule(d, "probe", lambda: self.probe(d))
+        elif kind == "driver" and name == "unbind":
+            self.schedule(d, "unbind", lambda: self.unbind_op(d, key))
+        elif kind == "driver" and name == "bind":
+            self.schedule(d, "bind", lambda: self.bind_op(d, key))
+
+    def unbind_op(self, d, drv):
+        if not d.vanished and self.driver_of(d.addr) == drv:
+            if self.fault("vanishOnUnbind", d.addr):
+                self.vanish(d)
+            else:
+                self.do_unbind(d)
+
+    def bind_op(self, d, drv):
+        if not d.vanished and not self.driver_of(d.addr) and self.allowed(d, drv):
+            self.do_bind(d, drv)
+
+    # ------------------------------------------------------------------------------------------ latency
+
+    def latency(self, op):
+        v = self.faults.get("latencyMs")
+        if not isinstance(v, dict):
+            return 0.0
+        try:
+            return max(0.0, float(v.get(op, 0) or 0)) / 1000.0
+        except (TypeError, ValueError):
+            return 0.0
+
+    def schedule(self, d, op, fn):
+        """Run a driver-core operation on d: now when it takes no time and d has nothing pending; else after its
+        latency on d's own worker, after d's earlier operations (the device lock), never after another device's."""
+        delay = self.latency(op)
+        q = self.queues.get(d.addr)
+        if q is None and delay == 0:
+            fn()
+            return
+        if q is None:
+            q = self.queues[d.addr] = []
+            threading.Thread(target=self.dev_worker, args=(d.addr,), daemon=True).start()
+        q.append((op, delay, fn))
+
+    def dev_worker(self, addr):
+        while True:
+            with self.mu:
+                q = self.queues[addr]
+                if not q or self.stopping:
+                    del self.queues[addr]
+                    if not self.queues:
+                        self.answer_syncs()
+                    return
+                op, delay, fn = q[0]
+            if delay:
+                time.sleep(delay)
+            with self.mu:
+                q.pop(0)
+                if self.stopping:
+                    continue
+                try:
+                    fn()
+                except OSError as e:
+                    log("%s of %s: %s" % (op, addr, e))
+
+    def answer_syncs(self):
+        for name in self.pending_syncs:
+            with open(os.path.join(self.simdir, "synced-" + name), "w"):
+                pass
+        self.pending_syncs = []
+
+    # ------------------------------------------------------------------------------------------ shared FIFOs
+
+    def fifo_make(self, path, kind, key):
+        """Put a FIFO the sim reads at path (a write-only attribute every device shares)."""
+        tmp = path + ".simfifo"
+        self.unlink(tmp)
+        os.mkfifo(tmp, 0o200)
+        fd = os.open(tmp, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        os.rename(tmp, path)
+        self.fifo_paths[path] = fd
+        self.fifo_fds[fd] = (kind, key, os.path.dirname(path), os.path.basename(path))
+        if self.sel is not None:
+            self.sel.register(fd, selectors.EVENT_READ, "fifo")
+
+    def fifo_driver(self, drv):
+        for name in SHARED:
+            path = self.J("sys/bus/pci/drivers", drv, name)
+            if os.path.isfile(path) and path not in self.fifo_paths:
+                self.fifo_make(path, "driver", drv)
+
+    def read_fifo(self, fd):
+        data = b""
+        while True:
+            try:
+                b = os.read(fd, 65536)
+            except BlockingIOError:
+                break
+            if not b:
+                break
+            data += b
+        if not data:
+            return
+        kind, key, dirpath, name = self.fifo_fds[fd]
+        for line in data.decode(errors="replace").split("\n"):
+            found = ADDR_RE.findall(line)
+            for v in found or ([line.strip()] if line.strip() else []):
+                try:
+                    self.on_value(kind, key, os.path.join(dirpath, name), name, v)
+                except OSError as e:
+                    log("handling %s/%s: %s" % (dirpath, name, e))
+
+    def drain_fifos(self):
+        for fd in list(self.fifo_fds):
+            self.read_fifo(fd)
+
+    def fifo_restore(self):
+        """Back to plain write-only files (the fixture without the sim)."""
+        for path in list(self.fifo_paths):
+            tmp = path + ".simtmp"
+            try:
+                with open(tmp, "w"):
+                    pass
+                os.chmod(tmp, 0o200)
+                os.rename(tmp, path)
+            except OSError as e:
+                log("restore %s: %s" % (path, e.strerror))
+        for fd in self.fifo_fds:
+            os.close(fd)
+        self.fifo_paths, self.fifo_fds = {}, {}
 
     def handle(self, buf):
         off = 0
@@ -700,6 +858,7 @@ class Sim:
                 continue
             if kind == "drivers" and mask & (IN_CREATE | IN_MOVED_TO) and mask & IN_ISDIR:
                 self.add_watch(os.path.join(dirpath, name), IN_CLOSE_WRITE, "driver", name)
+                self.fifo_driver(name)
                 continue
             if kind == "sim" and mask & IN_MOVED_TO:
                 if name == "faults.json":
@@ -714,7 +873,7 @@ class Sim:
                     log("handling %s/%s: %s" % (dirpath, name, e))
 
     def run(self):
-        sel = selectors.DefaultSelector()
+        sel = self.sel = selectors.DefaultSelector()
         rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wfd)
         stop = []
@@ -722,30 +881,43 @@ class Sim:
             signal.signal(s, lambda *_: stop.append(1))
         sel.register(self.ino, selectors.EVENT_READ, "ino")
         sel.register(rfd, selectors.EVENT_READ, "sig")
-        self.setup_watches()
+        with self.mu:
+            self.setup_watches()
         with open(os.path.join(self.simdir, "pid"), "w") as f:
             f.write("%d\n" % os.getpid())
         with open(os.path.join(self.simdir, "ready"), "w") as f:
             f.write("%d\n" % os.getpid())
         log("ready: %d devices, uevents %s" % (len(self.devs), "on" if self.nl else "off"))
         while not stop:
-            for key, _ in sel.select():
-                if key.data == "sig":
-                    try:
-                        os.read(rfd, 64)
-                    except BlockingIOError:
-                        pass
-                    continue
-                try:
-                    buf = os.read(self.ino, 65536)
-                except BlockingIOError:
-                    continue
-                self.handle(buf)
-        for a in list(self.blocked):
-            self.unblock(a)
-        for d in self.devs.values():
-            if d.locked:
-                self.unlock_device(d)
+            ready = sel.select()
+            with self.mu:
+                # attribute writes (inotify) before the shared FIFOs: a writer sets a device's driver_override
+                # before it writes the device to unbind or drivers_probe
+                for key, _ in sorted(ready, key=lambda r: r[0].data != "ino"):
+                    if key.data == "sig":
+                        try:
+                            os.read(rfd, 64)
+                        except BlockingIOError:
+                            pass
+                    elif key.data == "fifo":
+                        if key.fd in self.fifo_fds:
+                            self.read_fifo(key.fd)
+                    else:
+                        try:
+                            buf = os.read(self.ino, 65536)
+                        except BlockingIOError:
+                            continue
+                        self.handle(buf)
+        with self.mu:
+            self.stopping = True
+            for a in list(self.blocked):
+                self.unblock(a)
+            for d in self.devs.values():
+                if d.locked:
+                    self.unlock_device(d)
+            for fd in self.fifo_fds:
+                sel.unregister(fd)
+            self.fifo_restore()
         try:
             os.unlink(os.path.join(self.simdir, "ready"))
         except FileNotFoundError:
