@@ -60,9 +60,11 @@ UNITS := $(UNIT_SRC:test/unit/%.c=$(OUT)/test/%)
 
 .PHONY: all deps lint test test-fast unit integration asan valgrind e2e demo bench fuzz clean
 .DELETE_ON_ERROR:
-# keep the objects of tools and unit tests (chained pattern rules would delete them as intermediates); named, not
-# every target: a missing .d file must still count as out of date
-.SECONDARY: $(TOOL_SRC:%.c=$(OUT)/%.o) $(UNIT_SRC:%.c=$(OUT)/%.o) $(UNIT_HELPERS:%.c=$(OUT)/%.o)
+# keep the generated protobuf-c files and the objects of tools and unit tests (chained pattern rules would delete
+# them as intermediates, and every object would rebuild next time); named, not every target: a missing .d file
+# must still count as out of date
+.SECONDARY: $(PROTO_H) $(PROTOS:%=$(GEN)/%.pb-c.c) $(TOOL_SRC:%.c=$(OUT)/%.o) $(UNIT_SRC:%.c=$(OUT)/%.o) \
+	$(UNIT_HELPERS:%.c=$(OUT)/%.o)
 
 all: $(BIN)/vfio-gpu-plugin $(TOOLS) $(UNITS)
 
