@@ -112,7 +112,7 @@ cmp_holder(const void *a, const void *b)
 struct fd_hit {
 	int pid;
 	dev_t rdev;
-	char comm[32];
+	char comm[64];
 };
 
 struct hits {
@@ -205,7 +205,7 @@ proc_scan(const char *host_root, bool (*match)(dev_t rdev, const void *ctx), con
 				comm[r] = '\0';
 				comm[strcspn(comm, "\n")] = '\0';
 				for (size_t i = first; i < out->n; i++)
-					snprintf(out->v[i].comm, sizeof out->v[i].comm, "%.31s", comm);
+					vgp_escape(comm, out->v[i].comm, sizeof out->v[i].comm);
 			}
 		}
 		close(pfd);
@@ -414,8 +414,7 @@ read_libpci(struct pci_access *acc, struct vgp_inventory *inv, vgp_error_t *err)
 		if (append_dev(inv, &cap, err) < 0)
 			return -1;
 		d = &inv->devs[inv->n - 1];
-		snprintf(d->addr, sizeof d->addr, "%04x:%02x:%02x.%x", (unsigned) p->domain & 0xffff, p->bus, p->dev,
-			 p->func);
+		snprintf(d->addr, sizeof d->addr, "%04x:%02x:%02x.%x", (unsigned) p->domain, p->bus, p->dev, p->func);
 		d->vendor = p->vendor_id;
 		d->device = p->device_id;
 		d->subsys_vendor = p->subsys_vendor_id;
@@ -425,8 +424,12 @@ read_libpci(struct pci_access *acc, struct vgp_inventory *inv, vgp_error_t *err)
 		/* Inside the vendor's own section only; NULL when the id is not listed. */
 		model = pci_lookup_name(acc, name, sizeof name, PCI_LOOKUP_DEVICE | PCI_LOOKUP_NO_NUMBERS,
 					p->vendor_id, p->device_id);
-		if (model != NULL && (d->model = strdup(model)) == NULL)
-			return vgp_make_error(err, ENOMEM, "model name");
+		if (model != NULL) {
+			char esc[2048];
+
+			if ((d->model = strdup(vgp_escape(model, esc, sizeof esc))) == NULL)
+				return vgp_make_error(err, ENOMEM, "model name");
+		}
 	}
 	return 0;
 }
@@ -475,11 +478,11 @@ fill_sysfs(const char *host_root, const char *sysdevs_real, struct vgp_pci_dev *
 	long v;
 
 	if (vgp_host_path(path, sizeof path, host_root, "/sys/bus/pci/devices/%s/driver", d->addr) == 0 &&
-	    vgp_readlink_base(path, d->driver, sizeof d->driver) < 0)
-		d->driver[0] = '\0';
+	    vgp_readlink_base(path, buf, sizeof buf) == 0)
+		vgp_escape(buf, d->driver, sizeof d->driver);
 	if (!locked && read_attr(host_root, d->addr, "driver_override", buf, sizeof buf) == 0 &&
 	    strcmp(buf, "(null)") != 0)
-		snprintf(d->driver_override, sizeof d->driver_override, "%.63s", buf);
+		vgp_escape(buf, d->driver_override, sizeof d->driver_override);
 	if (vgp_host_path(path, sizeof path, host_root, "/sys/bus/pci/devices/%s/iommu_group", d->addr) == 0 &&
 	    vgp_readlink_base(path, buf, sizeof buf) == 0 && parse_int(buf, &v) && v >= 0 && v <= INT_MAX)
 		d->iommu_group = (int) v;
@@ -549,6 +552,15 @@ vgp_inventory_scan_ex(const char *host_root, const char *pci_ids, const char *co
 	if (scan_libpci(host_root, pci_ids, inv, err) < 0)
 		goto fail;
 	qsort(inv->devs, inv->n, sizeof *inv->devs, cmp_addr);
+	for (size_t i = 1; i < inv->n; i++)
+		if (strcmp(inv->devs[i - 1].addr, inv->devs[i].addr) == 0) {
+			/* An address is a function's identity: two functions behind one address would let a write meant
+			 * for one reach the other. */
+			vgp_make_error(err, EINVAL, "two PCI functions share the address %s (%04x:%04x and %04x:%04x)",
+				       inv->devs[i].addr, inv->devs[i - 1].vendor, inv->devs[i - 1].device,
+				       inv->devs[i].vendor, inv->devs[i].device);
+			goto fail;
+		}
 
 	if (vgp_host_path(path, sizeof path, host_root, "/sys/devices") == 0)
 		sysdevs_real = realpath(path, NULL);
@@ -711,7 +723,9 @@ vgp_same_card(const char *a, const char *b)
 
 	if (vgp_addr_normalize(a, na) < 0 || vgp_addr_normalize(b, nb) < 0)
 		return false;
-	return strncmp(na, nb, 10) == 0; /* "dddd:bb:dd" */
+	/* "dddd[dddd]:bb:dd": everything before the function number */
+	return strcmp(strrchr(na, '.') ? (*strrchr(na, '.') = '\0', na) : na,
+		      strrchr(nb, '.') ? (*strrchr(nb, '.') = '\0', nb) : nb) == 0;
 }
 
 bool

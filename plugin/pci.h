@@ -15,7 +15,7 @@
 
 struct vgp_holder {
 	int pid;
-	char comm[32];
+	char comm[64];                /* escaped (vgp_escape): any process can set its comm to control sequences */
 };
 
 struct vgp_pci_dev {
@@ -24,9 +24,9 @@ struct vgp_pci_dev {
 	uint16_t subsys_vendor, subsys_device;
 	uint32_t class_code;          /* 24 bits: base << 16 | sub << 8 | prog-if, e.g. 0x030200 */
 	uint8_t header_type;          /* config byte 0x0E & 0x7f: 0 normal, 1 PCI-PCI bridge, 2 CardBus */
-	char *model;                  /* pci.ids device name inside the vendor's section, NULL when absent */
-	char driver[VGP_DRIVER_LEN];  /* basename of the driver link, "" when unbound */
-	char driver_override[VGP_DRIVER_LEN]; /* "" when "(null)" or absent */
+	char *model;                  /* pci.ids device name inside the vendor's section, NULL when absent (escaped) */
+	char driver[VGP_DRIVER_LEN];  /* basename of the driver link, "" when unbound (escaped) */
+	char driver_override[VGP_DRIVER_LEN]; /* "" when "(null)" or absent, or not read (escaped) */
 	int iommu_group;              /* -1 when the device has no iommu_group link */
 	int numa_node;                /* -1 when unknown */
 	int sriov_numvfs;             /* 0 when absent */

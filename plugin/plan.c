@@ -19,7 +19,8 @@
  *                "selected: K of N on NUMA n, busy: held by pid P (comm)[, ...] (busy policy fail|wait)"
  *   keep         "not needed: count N reached" | "no passthrough entry matches"
  *                | "no passthrough entry matches (stays on <vfio driver>, not served)"
- *   ineligible   (first that applies) "IOMMU off: no IOMMU groups (enable intel_iommu=on / amd_iommu=on)"
+ *   ineligible   (first that applies) "PCI domain D above ffff: KubeVirt parses only 4-digit PCI domains and
+ *                cannot give this GPU to a VM" | "IOMMU off: no IOMMU groups (enable intel_iommu=on / amd_iommu=on)"
  *                | "no IOMMU group" | "NVSwitch <addr> in IOMMU group G"
  *                | "foreign device <addr> (vvvv:dddd, <driver>|no driver) in IOMMU group G"
  *                | "SR-IOV: N VFs enabled" ("1 VF") ; and for GPUs not on vfio: "boot VGA (drives the console)"
@@ -266,6 +267,11 @@ check_eligible(struct ctx *c, struct vgp_plan_gpu *g, struct work *w)
 	size_t at;
 
 	w->eligible = false;
+	if (vgp_addr_domain(d->addr) > 0xffff) {
+		setf(g->reason, REASON_LEN, "PCI domain %lx above ffff: KubeVirt parses only 4-digit PCI domains and "
+			 "cannot give this GPU to a VM", vgp_addr_domain(d->addr));
+		return;
+	}
 	if (!inv->iommu) {
 		setf(g->reason, REASON_LEN, "IOMMU off: no IOMMU groups (enable intel_iommu=on / amd_iommu=on)");
 		return;
