@@ -140,39 +140,39 @@ vgp_write_atomic(const char *path, const char *data, size_t len, vgp_error_t *er
 	char tmp[4096], dir[4096];
 	_cleanup_close_ int fd = -1;
 	_cleanup_close_ int dfd = -1;
+	struct stat st;
 	size_t off = 0;
+	int e;
 
-	if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int) sizeof tmp ||
+	if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int) sizeof tmp ||
 	    snprintf(dir, sizeof dir, "%s", path) >= (int) sizeof dir)
 		return vgp_make_error(err, ENAMETOOLONG, "write %s", path);
 	if (vgp_mkdir_p(dirname(dir), err) < 0)
 		return -1;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* A planted link at the target would make a later reader (or an operator's editor) follow it: refuse it. */
+	if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
+		return vgp_make_error(err, S_ISLNK(st.st_mode) ? ELOOP : EEXIST, "write %s: %s", path,
+				      S_ISLNK(st.st_mode) ? "the target is a symbolic link; refusing to replace it"
+							  : "the target is not a regular file");
+	/* A unique name, created with O_EXCL (never follows a planted link, never shared with another writer). */
+	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return vgp_make_error(err, errno, "create %s", tmp);
+	if (fchmod(fd, 0644) < 0)
+		goto fail_errno;
 	while (off < len) {
 		ssize_t w = write(fd, data + off, len - off);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
-			int e = errno;
-			unlink(tmp);
-			return vgp_make_error(err, e, "write %s", tmp);
+			goto fail_errno;
 		}
 		off += (size_t) w;
 	}
-	if (fsync(fd) < 0) {
-		int e = errno;
-		unlink(tmp);
-		return vgp_make_error(err, e, "fsync %s", tmp);
-	}
-	if (close(steal_fd(&fd)) < 0) {
-		int e = errno;
-		unlink(tmp);
-		return vgp_make_error(err, e, "close %s", tmp);
-	}
+	if (fsync(fd) < 0 || close(steal_fd(&fd)) < 0)
+		goto fail_errno;
 	if (rename(tmp, path) < 0) {
-		int e = errno;
+		e = errno;
 		unlink(tmp);
 		return vgp_make_error(err, e, "rename %s to %s", tmp, path);
 	}
@@ -181,4 +181,8 @@ vgp_write_atomic(const char *path, const char *data, size_t len, vgp_error_t *er
 	if (dfd >= 0)
 		(void) fsync(dfd);
 	return 0;
+fail_errno:
+	e = errno;
+	unlink(tmp);
+	return vgp_make_error(err, e, "write %s", tmp);
 }

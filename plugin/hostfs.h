@@ -21,7 +21,9 @@ int vgp_write_file(const char *path, const char *s, vgp_error_t *err);
 /* The last component of a symlink's target ("../../../bus/pci/drivers/nvidia" -> "nvidia").
  * Returns 0; -1 when the link does not exist or cannot be read (errno set, *err untouched). */
 int vgp_readlink_base(const char *path, char *buf, size_t len);
-/* Atomic replace: write to path.tmp, fsync, rename, fsync the directory. mkdir -p of the parent. */
+/* Atomic replace: write to a unique path.tmp.XXXXXX created with O_EXCL in the target's directory (never through a
+ * planted link), fsync, rename, fsync the directory. mkdir -p of the parent. A target that is a symbolic link (or
+ * not a regular file) is refused. */
 int vgp_write_atomic(const char *path, const char *data, size_t len, vgp_error_t *err);
 /* mkdir -p with mode 0755. */
 int vgp_mkdir_p(const char *path, vgp_error_t *err);

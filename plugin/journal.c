@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "hostfs.h"
 #include "util.h"
@@ -288,4 +289,30 @@ vgp_journal_save(const char *path, const struct vgp_journal *j, vgp_error_t *err
 	if (vgp_write_atomic(path, s, len + 1, err) < 0)
 		return vgp_error_wrap(err, "journal");
 	return 0;
+}
+
+int
+vgp_journal_set_aside_if_corrupt(const char *path, vgp_error_t *err)
+{
+	_cleanup_error_ vgp_error_t perr = NULL;
+	struct vgp_journal j = { 0 };
+	char aside[4200], ts[32];
+	struct timespec now;
+	struct tm tm;
+
+	if (vgp_journal_load(path, NULL, &j, NULL, &perr) == 0) {
+		vgp_journal_free(&j);
+		return 0;
+	}
+	if (perr->status != EINVAL)
+		return 0; /* unreadable, not corrupt: the load proper reports it */
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(ts, sizeof ts, "%Y%m%dT%H%M%SZ", &tm);
+	snprintf(aside, sizeof aside, "%s.corrupt-%s", path, ts);
+	if (rename(path, aside) < 0)
+		return vgp_make_error(err, errno, "%s; moving it aside to %s failed; nothing is moved", perr->msg,
+				      aside);
+	return vgp_make_error(err, 0, "%s; the file was moved aside to %s (kept); nothing is moved until it is "
+			      "repaired (GPUs already on vfio-pci are served)", perr->msg, aside);
 }

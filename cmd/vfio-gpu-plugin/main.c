@@ -13,12 +13,15 @@
 #include "config.h"
 #include "error.h"
 #include "hostfs.h"
+#include "instance.h"
+#include "journal.h"
 #include "log.h"
 #include "pci.h"
 #include "plan.h"
 #include "registration.h"
 #include "report.h"
 #include "serve.h"
+#include "stop.h"
 #include "served.h"
 #include "vfio.h"
 
@@ -39,7 +42,7 @@ struct opts {
 	char state_file[4096];
 	char kubelet_dir[4096];
 	const char *status_file;
-	double unbind_timeout, vfio_wait, reconcile_interval;
+	double unbind_timeout, vfio_wait, reconcile_interval, lock_wait;
 	bool json, force, hco, ready;
 	const char *role;
 	char **args;                /* positional arguments after the command (release ADDR...) */
@@ -88,6 +91,8 @@ static const char usage_text[] =
 	"Binding:\n"
 	"  --unbind-timeout SEC     give up on a driver unbind after SEC; the GPU is then stuck (default 10)\n"
 	"  --vfio-wait SEC          wait for /dev/vfio/<group> after binding (default 5)\n"
+	"  --lock-wait SEC          bind, release, serve: wait this long for another instance holding the journal's\n"
+	"                           lock (<state-file>.lock), then exit 1 naming its pid (default 60)\n"
 	"\n"
 	"Other:\n"
 	"  --log-level LEVEL        error, warn, info or debug (default info)\n"
@@ -103,7 +108,7 @@ static const char usage_text[] =
 enum {
 	OPT_CONFIG = 256, OPT_DEVICE, OPT_COUNT, OPT_ADDRESS, OPT_HOST_ROOT, OPT_PCI_IDS, OPT_NODE_NAME,
 	OPT_STATE_FILE, OPT_KUBELET_DIR, OPT_STATUS_FILE, OPT_UNBIND_TIMEOUT, OPT_VFIO_WAIT,
-	OPT_RECONCILE, OPT_LOG_LEVEL, OPT_JSON, OPT_FORCE, OPT_HCO, OPT_ROLE, OPT_READY,
+	OPT_RECONCILE, OPT_LOCK_WAIT, OPT_LOG_LEVEL, OPT_JSON, OPT_FORCE, OPT_HCO, OPT_ROLE, OPT_READY,
 };
 
 static const struct option long_opts[] = {
@@ -120,6 +125,7 @@ static const struct option long_opts[] = {
 	{ "unbind-timeout", required_argument, NULL, OPT_UNBIND_TIMEOUT },
 	{ "vfio-wait", required_argument, NULL, OPT_VFIO_WAIT },
 	{ "reconcile-interval", required_argument, NULL, OPT_RECONCILE },
+	{ "lock-wait", required_argument, NULL, OPT_LOCK_WAIT },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "force", no_argument, NULL, OPT_FORCE },
@@ -181,6 +187,7 @@ parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 	o->unbind_timeout = 10;
 	o->vfio_wait = 5;
 	o->reconcile_interval = 5;
+	o->lock_wait = VGP_LOCK_WAIT_MS_DEFAULT / 1000.0;
 	o->role = "worker";
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1) {
@@ -203,6 +210,9 @@ parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 			break;
 		case OPT_RECONCILE:
 			if (parse_seconds("--reconcile-interval", optarg, &o->reconcile_interval, err) < 0) return -1;
+			break;
+		case OPT_LOCK_WAIT:
+			if (parse_seconds("--lock-wait", optarg, &o->lock_wait, err) < 0) return -1;
 			break;
 		case OPT_LOG_LEVEL:
 			lvl = vgp_log_parse_level(optarg);
@@ -433,14 +443,33 @@ nvidia_plugin_warning(const struct opts *o, const struct vgp_engine_report *rep)
 	return msg;
 }
 
+/* The journal's lock (<state-file>.lock): bind, release and serve's moves hold it; plan does not. */
+static int
+lock_journal(const struct opts *o, struct vgp_instance_lock *l, vgp_error_t *err)
+{
+	char path[4096 + 8], what[4096 + 16];
+
+	snprintf(path, sizeof path, "%s.lock", o->state_file);
+	snprintf(what, sizeof what, "the journal %s", o->state_file);
+	return vgp_instance_lock(path, (int) (o->lock_wait * 1000), what, l, err);
+}
+
 static int
 cmd_bind(const struct opts *o, vgp_error_t *err)
 {
 	struct node_state s = { 0 };
 	struct vgp_engine_report rep = { 0 };
-	int ret = load_config(o, &s, err);
+	struct vgp_instance_lock lk = { .fd = -1 };
+	int ret, sig;
+
+	/* a stop signal finishes (or rolls back) the group in progress, then bind exits non-zero with what was done */
+	vgp_stop_defer();
+	ret = load_config(o, &s, err);
+	if (ret == 0)
+		ret = lock_journal(o, &lk, err);
 	if (ret == 0) {
 		ret = vgp_bind(&s.eo, &rep, err);
+		vgp_instance_unlock(&lk);
 		if (ret < 0)
 			in_config(&s, err);
 		print_results(stdout, &rep);
@@ -449,6 +478,16 @@ cmd_bind(const struct opts *o, vgp_error_t *err)
 		_cleanup_free_ char *msg = nvidia_plugin_warning(o, &rep);
 		if (msg != NULL)
 			fprintf(stderr, "warning: %s\n", msg);
+		if ((sig = vgp_stop_pending()) != 0) {
+			size_t done = 0;
+
+			for (size_t i = 0; i < rep.n; i++)
+				done += rep.r[i].outcome == VGP_OUT_BOUND || rep.r[i].outcome == VGP_OUT_PASSTHROUGH;
+			vgp_error_release(err);
+			ret = vgp_make_error(err, 0, "interrupted by %s: stopped after the group in progress; %zu of %zu "
+					     "GPUs on vfio-pci, the rest untouched (results above)", strsignal(sig), done,
+					     rep.n);
+		}
 	}
 	vgp_engine_report_free(&rep);
 	node_state_free(&s);
@@ -459,11 +498,15 @@ static int
 cmd_release(const struct opts *o, vgp_error_t *err)
 {
 	struct vgp_engine_report rep = { 0 };
+	struct vgp_instance_lock lk = { .fd = -1 };
 	struct vgp_engine_opts eo = {
 		.host_root = o->host_root, .state_file = o->state_file, .pci_ids = o->pci_ids,
 		.unbind_timeout_ms = (int) (o->unbind_timeout * 1000), .vfio_wait_ms = (int) (o->vfio_wait * 1000),
 	};
+	if (lock_journal(o, &lk, err) < 0)
+		return -1;
 	int ret = vgp_release(&eo, (const char *const *) o->args, o->n_args, o->force, &rep, err);
+	vgp_instance_unlock(&lk);
 	print_results(stdout, &rep);
 	vgp_engine_report_free(&rep);
 	return ret;
@@ -476,7 +519,9 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 	struct vgp_engine_report rep = { 0 };
 	struct vgp_served_table table = { 0 };
 	_cleanup_error_ vgp_error_t bind_err = NULL;
+	_cleanup_error_ vgp_error_t corrupt = NULL;
 	_cleanup_free_ char *not_ready = NULL;
+	struct vgp_instance_lock lk = { .fd = -1 }, serve_lock = { .fd = -1 };
 	int ret;
 
 	if (load_config(o, &s, err) < 0) {
@@ -485,17 +530,41 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 	}
 	/* A SIGTERM during the bind must not cut a group's move in half: hold SIGTERM/SIGINT/SIGHUP until the
 	 * serve loop reads them from its signalfd (a pending SIGTERM then stops it at once, exit 0). */
-	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
+	vgp_stop_defer();
 
+	/* One serve per kubelet directory (one socket path, one status file), for its whole life. */
+	char slock[4096 + 64];
+	if (vgp_serve_lock_path(o->state_file, o->kubelet_dir, slock, sizeof slock) < 0 ||
+	    vgp_instance_lock(slock, 0, "serve of this kubelet directory", &serve_lock, err) < 0) {
+		if (*err == NULL)
+			vgp_make_error(err, ENAMETOOLONG, "serve lock path");
+		else
+			vgp_error_wrap(err, "serve %s: refusing to start", o->kubelet_dir);
+		node_state_free(&s);
+		return -1;
+	}
+	if (lock_journal(o, &lk, err) < 0) {
+		vgp_instance_unlock(&serve_lock);
+		node_state_free(&s);
+		return -1;
+	}
 	/* serve binds what exists: a GPU that fell off the bus must not stop the GPUs already in VMs from being
-	 * served (design §6). A failure here is logged and reported not-ready, unless nothing could be planned. */
+	 * served (design §6). A failure here is logged and reported not-ready, unless nothing could be planned.
+	 * A corrupt journal: moved aside (kept, with a timestamp), nothing moved, GPUs already on vfio-pci served. */
 	s.eo.shortfall_ok = true;
-	ret = vgp_bind(&s.eo, &rep, &bind_err);
+	if (vgp_journal_set_aside_if_corrupt(o->state_file, &corrupt) < 0) {
+		ret = -1;
+		if (vgp_plan_node(&s.eo, &rep.inv, &rep.plan, &bind_err) == 0)
+			rep.have_plan = true;
+		if (bind_err == NULL)
+			bind_err = steal_pointer(&corrupt);
+		else
+			vgp_error_wrap(&bind_err, "%s; and", corrupt->msg);
+		log_error("%s", bind_err->msg);
+	} else {
+		ret = vgp_bind(&s.eo, &rep, &bind_err);
+	}
+	vgp_instance_unlock(&lk);
 	for (size_t i = 0; i < rep.n; i++) {
 		const struct vgp_gpu_result *r = &rep.r[i];
 		/* the engine logs each move as it happens; the rest is said here */
@@ -507,6 +576,7 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 		in_config(&s, &bind_err);
 		vgp_engine_report_free(&rep);
 		node_state_free(&s);
+		vgp_instance_unlock(&serve_lock);
 		*err = steal_pointer(&bind_err);
 		return -1;
 	}
@@ -533,6 +603,7 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 			log_warn("no passthrough resource on this node: nothing to serve (waiting for SIGTERM)");
 		ret = vgp_serve_run(&so, err);
 	}
+	vgp_instance_unlock(&serve_lock);
 	vgp_served_free(&table);
 	vgp_engine_report_free(&rep);
 	node_state_free(&s);

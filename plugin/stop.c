@@ -1,0 +1,31 @@
+/* stop.c — deferred stop signals (stop.h): a mask and a look at what is pending. Owns stop.h. */
+#include "stop.h"
+
+#include <signal.h>
+#include <stddef.h>
+
+void
+vgp_stop_defer(void)
+{
+	sigset_t mask;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+}
+
+int
+vgp_stop_pending(void)
+{
+	sigset_t p;
+
+	if (sigpending(&p) < 0)
+		return 0;
+	if (sigismember(&p, SIGTERM))
+		return SIGTERM;
+	if (sigismember(&p, SIGINT))
+		return SIGINT;
+	return sigismember(&p, SIGHUP) ? SIGHUP : 0;
+}
