@@ -738,3 +738,17 @@ vgp_inventory_cmdline_claims(const struct vgp_inventory *inv, const struct vgp_p
 			return true;
 	return false;
 }
+
+void
+vgp_holders_text(const struct vgp_holder *h, size_t n, char *buf, size_t len)
+{
+	size_t off = 0;
+	char item[64];
+
+	if (len > 0)
+		buf[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		snprintf(item, sizeof item, "pid %d (%s)", h[i].pid, h[i].comm);
+		vgp_list_append(buf, len, &off, item);
+	}
+}

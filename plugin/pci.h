@@ -78,5 +78,7 @@ int vgp_nvidia_holders(const char *host_root, int minor, struct vgp_holder **out
 /* Holders of any file whose st_rdev equals rdev (used for /dev/vfio/<group> by release). */
 int vgp_rdev_holders(const char *host_root, unsigned long rdev, struct vgp_holder **out, size_t *n,
 		     vgp_error_t *err);
+/* "pid 777 (qemu-kvm), pid 778 (nvidia-smi)" into buf (cut at len, always terminated). Pure. */
+void vgp_holders_text(const struct vgp_holder *h, size_t n, char *buf, size_t len);
 
 #endif

@@ -242,21 +242,6 @@ fill_members(struct ctx *c, struct vgp_plan_gpu *g, vgp_error_t *err)
 	return 0;
 }
 
-static void
-holders_text(const struct vgp_pci_dev *d, char *out, size_t len)
-{
-	size_t off = 0;
-	int r;
-
-	out[0] = '\0';
-	for (size_t h = 0; h < d->n_holders && off < len; h++) {
-		r = snprintf(out + off, len - off, "%spid %d (%s)", h ? ", " : "", d->holders[h].pid, d->holders[h].comm);
-		if (r < 0)
-			break;
-		off += (size_t) r;
-	}
-}
-
 /* Sets w->eligible, or writes why it is not into g->reason. */
 static void
 check_eligible(struct ctx *c, struct vgp_plan_gpu *g, struct work *w)
@@ -310,7 +295,7 @@ check_eligible(struct ctx *c, struct vgp_plan_gpu *g, struct work *w)
 			return;
 		}
 		if (d->n_holders > 0 && c->busy == VGP_BUSY_SKIP) {
-			holders_text(d, held, sizeof(held));
+			vgp_holders_text(d->holders, d->n_holders, held, sizeof(held));
 			setf(g->reason, REASON_LEN, "busy: held by %s", held);
 			return;
 		}
@@ -544,7 +529,7 @@ select_row(struct sel *s, size_t i, enum tier t)
 		break;
 	case T_BUSY:
 		g->action = VGP_ACT_BIND;
-		holders_text(w->d, held, sizeof(held));
+		vgp_holders_text(w->d->holders, w->d->n_holders, held, sizeof(held));
 		setf(g->reason, REASON_LEN, "selected: %zu of %s %s, busy: held by %s (busy policy %s)", s->taken,
 			 cnt, numa, held, c->busy == VGP_BUSY_WAIT ? "wait" : "fail");
 		break;

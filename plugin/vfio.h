@@ -1,7 +1,9 @@
 /* vfio.h — the bind engine (design §5, §7): carries out the plan, moving each planned GPU with every other function
  * of its IOMMU group to vfio-pci, step by step verified, journaled before the first write to a device, rolled
  * back when a step fails; repairs what a killed run left behind; gives GPUs back (release). It never prints:
- * main() shows the per-GPU results; progress lines go through log.h (info level). */
+ * main() shows the per-GPU results; progress lines go through log.h (info level).
+ * The engine's files (engine.c, node_view.c, driver_ops.c, busy.c, preconditions.c, group_bind.c, repair.c,
+ * release.c, udev_persist.c) share the private engine-internal.h. */
 #ifndef VGP_VFIO_H
 #define VGP_VFIO_H
 
@@ -65,7 +67,8 @@ struct vgp_engine_report {
 	struct vgp_plan plan;            /* bind: the plan on that node (bound GPUs now passthrough): serve this */
 };
 
-/* The plan of `plan`/`serve` with the journal's sticky list (read only; writes nothing). */
+/* The plan of `plan` with the journal's sticky list (node_view.c: reads the journal, scans, plans; it does not go
+ * through the bind engine and writes nothing). */
 int vgp_plan_node(const struct vgp_engine_opts *o, struct vgp_inventory *inv, struct vgp_plan *plan,
 		  vgp_error_t *err);
 

@@ -1,0 +1,113 @@
+/* child.c — a function in a child process under a deadline (child.h). */
+#include "child.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CHILD_POLL_MS 5
+#define CHILD_REAP_TRIES 20 /* x CHILD_POLL_MS: the grace a killed child gets to die before it is abandoned */
+
+long
+vgp_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+void
+vgp_sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* What the child writes, until it closes the pipe (exits), the buffer is full or the deadline passes. */
+static void
+read_until(int fd, long deadline, struct vgp_child_result *r)
+{
+	for (;;) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		long left = deadline - vgp_now_ms();
+		int n = poll(&pf, 1, left > 0 ? (int) left : 0);
+		ssize_t got;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got = read(fd, r->out + r->n_out, sizeof r->out - 1 - r->n_out);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			break;
+		r->n_out += (size_t) got;
+		if (r->n_out >= sizeof r->out - 1)
+			break;
+	}
+	r->out[r->n_out] = '\0';
+}
+
+/* Reap the child before the deadline. Returns 0 (status in *status), -1 when it is still running. */
+static int
+reap_until(pid_t pid, long deadline, int *status)
+{
+	for (;;) {
+		pid_t w = waitpid(pid, status, WNOHANG);
+		if (w == pid)
+			return 0;
+		if (w < 0 && errno != EINTR) {
+			*status = -1;
+			return 0; /* not our child any more: nothing to wait for */
+		}
+		if (w == 0 && vgp_now_ms() >= deadline)
+			return -1;
+		if (w == 0)
+			vgp_sleep_ms(CHILD_POLL_MS);
+	}
+}
+
+int
+vgp_child_run(int (*fn)(int fd, void *arg), void *arg, int timeout_ms, struct vgp_child_result *r,
+	      vgp_error_t *err)
+{
+	int p[2], status;
+	pid_t pid;
+	long deadline;
+
+	memset(r, 0, sizeof *r);
+	r->status = -1;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return vgp_make_error(err, errno, "pipe");
+	pid = fork();
+	if (pid < 0) {
+		int ec = errno;
+		close(p[0]);
+		close(p[1]);
+		return vgp_make_error(err, ec, "fork");
+	}
+	if (pid == 0) {
+		close(p[0]);
+		_exit(fn(p[1], arg));
+	}
+	close(p[1]);
+	deadline = vgp_now_ms() + timeout_ms;
+	read_until(p[0], deadline, r);
+	close(p[0]);
+	if (reap_until(pid, deadline, &r->status) == 0)
+		return 0;
+	kill(pid, SIGKILL);
+	for (int i = 0; i < CHILD_REAP_TRIES; i++) { /* reap it if it can die; in a real D state it cannot */
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			break;
+		vgp_sleep_ms(CHILD_POLL_MS);
+	}
+	r->timed_out = true;
+	return 0;
+}

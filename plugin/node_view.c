@@ -1,0 +1,112 @@
+/* node_view.c — the read-only view of the node (engine-internal.h): the journal (path, boot id, load), the
+ * inventory without the functions the kernel holds, and the plan with the journal's sticky GPUs and the
+ * engine's exclusions. `plan` (vgp_plan_node) stops here; the bind engine starts from the same three steps.
+ * Writes nothing. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine-internal.h"
+#include "hostfs.h"
+#include "log.h"
+#include "util.h"
+
+int
+node_journal_load(const struct vgp_engine_opts *o, struct node_journal *nj, vgp_error_t *err)
+{
+	char p[ENG_PATH_LEN];
+	_cleanup_error_ vgp_error_t berr = NULL;
+
+	memset(nj, 0, sizeof *nj);
+	nj->root = o->host_root && o->host_root[0] ? o->host_root : "/";
+	if (o->state_file)
+		snprintf(nj->state, sizeof nj->state, "%s", o->state_file);
+	else if (vgp_host_path(nj->state, sizeof nj->state, nj->root, "%s", VGP_STATE_PATH) < 0)
+		return vgp_make_error(err, errno, "state file path");
+	if (vgp_host_path(p, sizeof p, nj->root, "/proc/sys/kernel/random/boot_id") < 0 ||
+	    vgp_read_file(p, nj->boot_id, sizeof nj->boot_id, &berr) < 0) {
+		log_warn("cannot read the boot id (%s): the journal cannot tell a reboot",
+			 berr ? berr->msg : "path too long");
+		nj->boot_id[0] = '\0';
+	}
+	if (vgp_journal_load(nj->state, nj->boot_id, &nj->j, &nj->rebooted, err) < 0)
+		return -1;
+	if (nj->rebooted)
+		log_info("journal %s is from an earlier boot: keeping its addresses and original drivers", nj->state);
+	return 0;
+}
+
+int
+node_scan(const char *root, const char *pci_ids, const struct vgp_journal *j, struct vgp_inventory *inv,
+	  vgp_error_t *err)
+{
+	_cleanup_free_ const char **locked = calloc(j->n ? j->n : 1, sizeof *locked);
+	size_t nl = 0;
+
+	if (locked == NULL)
+		return vgp_make_error(err, ENOMEM, "inventory");
+	for (size_t i = 0; i < j->n; i++)
+		if (j->e[i].state == VGP_J_STUCK)
+			locked[nl++] = j->e[i].addr;
+	return vgp_inventory_scan_ex(root, pci_ids, locked, nl, inv, err);
+}
+
+/* A GPU the journal records stays selected (sticky), unless the operator was giving it back. */
+static bool
+sticky_state(enum vgp_jstate s)
+{
+	return s != VGP_J_RELEASING;
+}
+
+int
+node_plan(const char *root, const struct vgp_engine_opts *o, const struct vgp_journal *j,
+	  const struct eng_excl *ex, size_t n_ex, struct vgp_inventory *inv, struct vgp_plan *plan, vgp_error_t *err)
+{
+	_cleanup_free_ const char **sticky = calloc(j->n ? j->n : 1, sizeof *sticky);
+	_cleanup_free_ const char **exa = calloc(n_ex ? n_ex : 1, sizeof *exa);
+	_cleanup_free_ const char **why = calloc(n_ex ? n_ex : 1, sizeof *why);
+	struct vgp_plan_input in = { 0 };
+	size_t ns = 0;
+
+	memset(inv, 0, sizeof *inv);
+	memset(plan, 0, sizeof *plan);
+	if (sticky == NULL || exa == NULL || why == NULL)
+		return vgp_make_error(err, ENOMEM, "plan");
+	if (node_scan(root, o->pci_ids, j, inv, err) < 0)
+		return -1;
+	for (size_t i = 0; i < j->n; i++)
+		if (strcmp(j->e[i].addr, j->e[i].gpu) == 0 && sticky_state(j->e[i].state))
+			sticky[ns++] = j->e[i].addr;
+	for (size_t i = 0; i < n_ex; i++) {
+		exa[i] = ex[i].addr;
+		why[i] = ex[i].why;
+	}
+	in.inv = inv;
+	in.cfg = o->cfg;
+	in.pt = o->pt;
+	in.n_pt = o->n_pt;
+	in.sticky = sticky;
+	in.n_sticky = ns;
+	in.exclude = exa;
+	in.exclude_why = why;
+	in.n_exclude = n_ex;
+	if (vgp_plan_build(&in, plan, err) < 0) {
+		vgp_inventory_free(inv);
+		memset(inv, 0, sizeof *inv);
+		return -1;
+	}
+	return 0;
+}
+
+int
+vgp_plan_node(const struct vgp_engine_opts *o, struct vgp_inventory *inv, struct vgp_plan *plan, vgp_error_t *err)
+{
+	struct node_journal nj;
+	int r = -1;
+
+	if (node_journal_load(o, &nj, err) == 0)
+		r = node_plan(nj.root, o, &nj.j, NULL, 0, inv, plan, err);
+	vgp_journal_free(&nj.j);
+	return r;
+}
