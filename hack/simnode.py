@@ -372,6 +372,8 @@ def build(root, spec):
         if o["sriovNumvfs"] is not None:
             _write(os.path.join(dpath, "sriov_numvfs"), "%d\n" % o["sriovNumvfs"])
             _write(os.path.join(dpath, "sriov_totalvfs"), "%d\n" % o["sriovTotalvfs"])
+            for k in range(o["sriovNumvfs"]):   # the kernel links each enabled VF (no device lock to read)
+                os.symlink("../%s-vf%d" % (addr, k), os.path.join(dpath, "virtfn%d" % k))
         if o["driver"]:
             ddir = os.path.join(drv_root, o["driver"])
             _relink(ddir, os.path.join(dpath, "driver"))

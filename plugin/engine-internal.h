@@ -102,9 +102,11 @@ int node_plan(const char *root, const struct vgp_engine_opts *o, const struct vg
 /* ---- driver_ops.c: one function's driver, each write verified */
 int eng_path(struct eng *e, char *buf, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 bool fn_exists(struct eng *e, const char *addr);
-/* The current driver ("" when unbound) / driver_override ("" when clear). */
+/* The current driver ("" when unbound). */
 void fn_driver(struct eng *e, const char *addr, char out[VGP_DRIVER_LEN]);
-void fn_override(struct eng *e, const char *addr, char out[VGP_DRIVER_LEN]);
+/* driver_override ("" when clear), read in a child under the unbind timeout (the read takes the device lock);
+ * -1 with *err (ETIMEDOUT) when someone holds that lock: write nothing to the function. */
+int fn_override(struct eng *e, const char *addr, char out[VGP_DRIVER_LEN], vgp_error_t *err);
 int fn_write_override(struct eng *e, const char *addr, const char *value, vgp_error_t *err);
 int fn_probe(struct eng *e, const char *addr, vgp_error_t *err);
 /* Unbind addr from drv in a child under the unbind timeout, then wait for the driver link to go. *stuck: the

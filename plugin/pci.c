@@ -14,7 +14,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 
+#include "child.h"
 #include "hostfs.h"
 #include "log.h"
 
@@ -468,11 +470,32 @@ out:
 	return rc;
 }
 
-/* driver, override, group, NUMA, SR-IOV, boot_vga, topology, nvidia minor: plain sysfs and /proc reads.
- * locked: the device's lock is held by an unbind that never returned; driver_override and sriov_numvfs, whose
- * reads take that lock on a real kernel, are not read (they would hang this process). */
+/* Enabled VFs: the virtfn<N> links of the PF's sysfs directory (their reads take no device lock, unlike
+ * sriov_numvfs). */
 static int
-fill_sysfs(const char *host_root, const char *sysdevs_real, struct vgp_pci_dev *d, bool locked, vgp_error_t *err)
+count_virtfn(const char *host_root, const char *addr)
+{
+	char path[PATH_MAX];
+	_cleanup_closedir_ DIR *dir = NULL;
+	struct dirent *de;
+	int n = 0;
+
+	if (vgp_host_path(path, sizeof path, host_root, "/sys/bus/pci/devices/%s", addr) < 0 ||
+	    (dir = opendir(path)) == NULL)
+		return 0;
+	while ((de = readdir(dir)) != NULL)
+		if (strncmp(de->d_name, "virtfn", 6) == 0 && isdigit((unsigned char) de->d_name[6]) && n < INT_MAX)
+			n++;
+	return n;
+}
+
+/* driver, group, NUMA, SR-IOV, boot_vga, topology, nvidia minor: plain sysfs and /proc reads, none of which takes
+ * the device lock. driver_override and sriov_numvfs, whose reads do (they hang in D state while anyone's unbind of
+ * the device hangs, our own or another tool's), are never read here: the bind engine reads driver_override of the
+ * functions of planned groups only, each under the unbind timeout (vgp_read_locked_attr); the VFs are counted from
+ * the virtfn<N> links. */
+static int
+fill_sysfs(const char *host_root, const char *sysdevs_real, struct vgp_pci_dev *d, vgp_error_t *err)
 {
 	char path[PATH_MAX], buf[256];
 	long v;
@@ -480,18 +503,13 @@ fill_sysfs(const char *host_root, const char *sysdevs_real, struct vgp_pci_dev *
 	if (vgp_host_path(path, sizeof path, host_root, "/sys/bus/pci/devices/%s/driver", d->addr) == 0 &&
 	    vgp_readlink_base(path, buf, sizeof buf) == 0)
 		vgp_escape(buf, d->driver, sizeof d->driver);
-	if (!locked && read_attr(host_root, d->addr, "driver_override", buf, sizeof buf) == 0 &&
-	    strcmp(buf, "(null)") != 0)
-		vgp_escape(buf, d->driver_override, sizeof d->driver_override);
 	if (vgp_host_path(path, sizeof path, host_root, "/sys/bus/pci/devices/%s/iommu_group", d->addr) == 0 &&
 	    vgp_readlink_base(path, buf, sizeof buf) == 0 && parse_int(buf, &v) && v >= 0 && v <= INT_MAX)
 		d->iommu_group = (int) v;
 	if (read_attr(host_root, d->addr, "numa_node", buf, sizeof buf) == 0 && parse_int(buf, &v) && v >= -1 &&
 	    v <= INT_MAX)
 		d->numa_node = (int) v;
-	if (!locked && read_attr(host_root, d->addr, "sriov_numvfs", buf, sizeof buf) == 0 && parse_int(buf, &v) &&
-	    v >= 0 && v <= INT_MAX)
-		d->sriov_numvfs = (int) v;
+	d->sriov_numvfs = count_virtfn(host_root, d->addr);
 	if (read_attr(host_root, d->addr, "boot_vga", buf, sizeof buf) == 0)
 		d->boot_vga = strcmp(buf, "1") == 0;
 
@@ -520,6 +538,53 @@ fill_sysfs(const char *host_root, const char *sysdevs_real, struct vgp_pci_dev *
 	}
 	if (strcmp(d->driver, "nvidia") == 0)
 		d->nvidia_minor = nvidia_minor(host_root, d->addr);
+	return 0;
+}
+
+struct locked_read {
+	const char *path;
+};
+
+/* In the child: the attribute's first bytes to the pipe (open and read may block in the kernel on the device lock). */
+static int
+locked_read_child(int fd, void *arg)
+{
+	const struct locked_read *lr = arg;
+	char buf[256];
+	int in = open(lr->path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (in < 0)
+		return 1;
+	n = read(in, buf, sizeof buf);
+	close(in);
+	if (n < 0)
+		return 1;
+	if (n > 0 && write(fd, buf, (size_t) n) != n)
+		return 1;
+	return 0;
+}
+
+int
+vgp_read_locked_attr(const char *host_root, const char *addr, const char *attr, int timeout_ms, char *buf,
+		     size_t len, vgp_error_t *err)
+{
+	char path[PATH_MAX];
+	struct vgp_child_result r = { 0 };
+	struct locked_read lr = { .path = path };
+
+	if (vgp_host_path(path, sizeof path, host_root, "/sys/bus/pci/devices/%s/%s", addr, attr) < 0)
+		return vgp_make_error(err, errno, "%s: %s", addr, attr);
+	if (vgp_child_run(locked_read_child, &lr, timeout_ms > 0 ? timeout_ms : 1, &r, err) < 0)
+		return vgp_error_wrap(err, "%s: read %s", addr, attr);
+	if (r.timed_out)
+		return vgp_make_error(err, ETIMEDOUT, "%s: reading %s did not return within %d ms: another task holds "
+				      "the device lock (an unbind that hangs); nothing is written to it", addr, attr,
+				      timeout_ms);
+	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0)
+		return vgp_make_error(err, EIO, "%s: cannot read %s", addr, path);
+	r.out[strcspn(r.out, "\n")] = '\0';
+	vgp_escape(r.out, buf, len);
 	return 0;
 }
 
@@ -564,12 +629,10 @@ vgp_inventory_scan_ex(const char *host_root, const char *pci_ids, const char *co
 
 	if (vgp_host_path(path, sizeof path, host_root, "/sys/devices") == 0)
 		sysdevs_real = realpath(path, NULL);
+	(void) locked;
+	(void) n_locked;
 	for (size_t i = 0; i < inv->n; i++) {
-		bool lk = false;
-
-		for (size_t k = 0; k < n_locked && !lk; k++)
-			lk = strcmp(locked[k], inv->devs[i].addr) == 0;
-		if (fill_sysfs(host_root, sysdevs_real, &inv->devs[i], lk, err) < 0) {
+		if (fill_sysfs(host_root, sysdevs_real, &inv->devs[i], err) < 0) {
 			vgp_error_wrap(err, "inventory %s", inv->devs[i].addr);
 			goto fail;
 		}
