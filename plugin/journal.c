@@ -7,6 +7,8 @@
 #include "journal.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -243,14 +245,22 @@ vgp_journal_load(const char *path, const char *boot_id, struct vgp_journal *j, b
 
 	if (rebooted)
 		*rebooted = false;
-	f = fopen(path, "re");
-	if (f == NULL) {
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
 		if (errno == ENOENT) {
 			vgp_journal_free(j);
 			snprintf(j->boot_id, sizeof j->boot_id, "%s", boot_id ? boot_id : "");
 			return 0;
 		}
+		if (errno == ELOOP)
+			return vgp_make_error(err, ELOOP, "journal %s: the target is a symbolic link; refusing it", path);
 		return vgp_make_error(err, errno, "journal: open %s", path);
+	}
+	f = fdopen(fd, "r");
+	if (f == NULL) {
+		int e = errno;
+		close(fd);
+		return vgp_make_error(err, e, "journal: open %s", path);
 	}
 	for (;;) {
 		if (len + 4096 > cap) {
