@@ -4,6 +4,7 @@
  * Pure: no I/O. */
 #include "names.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -170,4 +171,18 @@ vgp_socket_name(const char *resource, char *out, size_t outlen)
 	if (r < 0 || (size_t) r >= outlen)
 		return -1;
 	return 0;
+}
+
+int
+vgp_socket_name_short(const char *resource, char *out, size_t outlen)
+{
+	uint64_t h = 1469598103934665603ULL;
+	int r;
+
+	if (resource == NULL || out == NULL || *resource == '\0')
+		return -1;
+	for (const unsigned char *p = (const unsigned char *) resource; *p; p++)
+		h = (h ^ *p) * 1099511628211ULL;
+	r = snprintf(out, outlen, "vfio-gpu-%016llx.sock", (unsigned long long) h);
+	return r < 0 || (size_t) r >= outlen ? -1 : 0;
 }

@@ -5,6 +5,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <sys/un.h>
+#include <fcntl.h>
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
@@ -48,6 +50,7 @@ vgp_register_once(const char *kubelet_dir, const char *resource, const char *end
 	size_t len;
 	int tag, ret = 0;
 	bool cancelled = false;
+	_cleanup_close_ int kfd = -1;
 
 	snprintf(sock, sizeof sock, "%s/kubelet.sock", kubelet_dir);
 	if (stat(sock, &st) < 0)
@@ -73,6 +76,12 @@ vgp_register_once(const char *kubelet_dir, const char *resource, const char *end
 	grpc_slice_unref(payload);
 
 	snprintf(target, sizeof target, "unix:%s", sock);
+	if (strlen(sock) >= sizeof(((struct sockaddr_un *) 0)->sun_path)) {
+		/* a --kubelet-dir too long for a unix socket address: dial through an O_PATH descriptor of it */
+		kfd = open(kubelet_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (kfd >= 0)
+			snprintf(target, sizeof target, "unix:/proc/self/fd/%d/kubelet.sock", kfd);
+	}
 	creds = grpc_insecure_credentials_create();
 	ch = grpc_channel_create(target, creds, NULL);
 	grpc_channel_credentials_release(creds);
