@@ -464,6 +464,20 @@ build_names(struct ctx *c, vgp_error_t *err)
 						     plan->res[a].name);
 				goto out;
 			}
+	/* two resource names giving one KubeVirt variable (nvidia.com/L40S.VM, nvidia.com/l40s_vm): a VM asking for
+	 * both would get the devices of one only */
+	for (size_t a = 0; a < plan->n_res; a++)
+		for (size_t b = a + 1; b < plan->n_res; b++) {
+			char ea[VGP_RESOURCE_LEN + 64], eb[VGP_RESOURCE_LEN + 64];
+			if (strcmp(plan->res[a].name, plan->res[b].name) == 0 ||
+			    vgp_env_name(plan->res[a].name, ea, sizeof(ea)) < 0 ||
+			    vgp_env_name(plan->res[b].name, eb, sizeof(eb)) < 0 || strcmp(ea, eb) != 0)
+				continue;
+			vgp_make_usage_error(err, "%s: resources %s and %s (%s) give the same KubeVirt variable %s: set "
+					     "distinct resourceNames", c->paths[plan->res[b].entry], plan->res[b].name,
+					     plan->res[a].name, c->paths[plan->res[a].entry], ea);
+			goto out;
+		}
 	ret = 0;
 out:
 	free(warned);
