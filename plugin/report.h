@@ -16,8 +16,15 @@ json_t *vgp_report_plan_json(const struct vgp_inventory *inv, const struct vgp_p
 /* The table a person reads at a glance, a summary line per resource, then the warnings. */
 void vgp_report_plan_table(FILE *out, const struct vgp_inventory *inv, const struct vgp_plan *plan, const char *node);
 
-/* KubeVirt permittedHostDevices.pciHostDevices entries (hco: the HyperConverged CR patch instead). */
+/* KubeVirt permittedHostDevices.pciHostDevices entries (hco: the HyperConverged CR patch, v1 layout). */
 void vgp_report_kubevirt(FILE *out, const struct vgp_inventory *inv, const struct vgp_plan *plan, bool hco);
+enum vgp_kv_layout {
+	VGP_KV_KUBEVIRT,     /* KubeVirt CR: spec.configuration.permittedHostDevices */
+	VGP_KV_HCO_V1,       /* HyperConverged hco.kubevirt.io/v1 (HCO 1.18+): spec.virtualization.permittedHostDevices */
+	VGP_KV_HCO_V1BETA1,  /* HyperConverged hco.kubevirt.io/v1beta1 (older HCOs): spec.permittedHostDevices */
+};
+void vgp_report_kubevirt_layout(FILE *out, const struct vgp_inventory *inv, const struct vgp_plan *plan,
+				enum vgp_kv_layout layout);
 
 /* The udev rule text for a list of functions (design §7): one line per address. Returns a malloc'd string. */
 char *vgp_udev_rules_text(const char *const *addrs, size_t n);

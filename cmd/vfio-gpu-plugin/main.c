@@ -45,6 +45,7 @@ struct opts {
 	double unbind_timeout, vfio_wait, reconcile_interval, lock_wait;
 	bool json, force, hco, ready;
 	const char *role;
+	const char *hco_api;         /* --hco-api: "v1" (default) or "v1beta1" */
 	char **args;                /* positional arguments after the command (release ADDR...) */
 	size_t n_args;
 };
@@ -61,9 +62,10 @@ static const char usage_text[] =
 	"  bind                  carry out the plan and exit (init container, boot-time systemd unit)\n"
 	"  release [--force] [ADDRESS...]\n"
 	"                        return GPUs (all the plugin moved, when none is named) to their original driver\n"
-	"  kubevirt-config [--hco]\n"
+	"  kubevirt-config [--hco [--hco-api v1|v1beta1]]\n"
 	"                        print the KubeVirt permittedHostDevices entries for this node's resources\n"
-	"                        (--hco: the HyperConverged CR patch)\n"
+	"                        (--hco: the HyperConverged CR patch, hco.kubevirt.io/v1 for HCO 1.18 and later;\n"
+	"                        --hco-api v1beta1 for older HCOs)\n"
 	"  machineconfig [--role ROLE]\n"
 	"                        print an OpenShift MachineConfig with the udev rule file and IOMMU kernel args\n"
 	"  health [--ready]      exit 0 when the running serve is alive (with --ready: registered and ready)\n"
@@ -99,6 +101,7 @@ static const char usage_text[] =
 	"  --json                   plan: machine-readable output\n"
 	"  --force                  release: even when a process (a running VM) holds the group\n"
 	"  --hco                    kubevirt-config: HyperConverged CR patch\n"
+	"  --hco-api VERSION        kubevirt-config --hco: v1 (HCO 1.18+, default) or v1beta1 (older HCOs)\n"
 	"  --role ROLE              machineconfig: MachineConfigPool role (default worker)\n"
 	"  --ready                  health: readiness rather than liveness\n"
 	"  -h, --help               this text\n"
@@ -108,7 +111,7 @@ static const char usage_text[] =
 enum {
 	OPT_CONFIG = 256, OPT_DEVICE, OPT_COUNT, OPT_ADDRESS, OPT_HOST_ROOT, OPT_PCI_IDS, OPT_NODE_NAME,
 	OPT_STATE_FILE, OPT_KUBELET_DIR, OPT_STATUS_FILE, OPT_UNBIND_TIMEOUT, OPT_VFIO_WAIT,
-	OPT_RECONCILE, OPT_LOCK_WAIT, OPT_LOG_LEVEL, OPT_JSON, OPT_FORCE, OPT_HCO, OPT_ROLE, OPT_READY,
+	OPT_RECONCILE, OPT_LOCK_WAIT, OPT_LOG_LEVEL, OPT_JSON, OPT_FORCE, OPT_HCO, OPT_HCO_API, OPT_ROLE, OPT_READY,
 };
 
 static const struct option long_opts[] = {
@@ -130,6 +133,7 @@ static const struct option long_opts[] = {
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "force", no_argument, NULL, OPT_FORCE },
 	{ "hco", no_argument, NULL, OPT_HCO },
+	{ "hco-api", required_argument, NULL, OPT_HCO_API },
 	{ "role", required_argument, NULL, OPT_ROLE },
 	{ "ready", no_argument, NULL, OPT_READY },
 	{ "help", no_argument, NULL, 'h' },
@@ -224,6 +228,11 @@ parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 		case OPT_JSON: o->json = true; break;
 		case OPT_FORCE: o->force = true; break;
 		case OPT_HCO: o->hco = true; break;
+		case OPT_HCO_API:
+			if (strcmp(optarg, "v1") != 0 && strcmp(optarg, "v1beta1") != 0)
+				return vgp_make_usage_error(err, "--hco-api '%s': expected v1 or v1beta1", optarg);
+			o->hco_api = optarg;
+			break;
 		case OPT_ROLE: o->role = optarg; break;
 		case OPT_READY: o->ready = true; break;
 		case 'h': o->command = "help"; return 0;
@@ -249,6 +258,8 @@ parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 		return vgp_make_usage_error(err, "--force goes with release");
 	if (o->hco && strcmp(o->command, "kubevirt-config") != 0)
 		return vgp_make_usage_error(err, "--hco goes with kubevirt-config");
+	if (o->hco_api && !o->hco)
+		return vgp_make_usage_error(err, "--hco-api goes with kubevirt-config --hco");
 	if (o->ready && strcmp(o->command, "health") != 0)
 		return vgp_make_usage_error(err, "--ready goes with health");
 	if (o->config && (o->n_devices || o->n_addresses || o->count))
@@ -377,7 +388,10 @@ cmd_kubevirt_config(const struct opts *o, vgp_error_t *err)
 	struct node_state s = { 0 };
 	int ret = load_node(o, &s, err);
 	if (ret == 0)
-		vgp_report_kubevirt(stdout, &s.inv, &s.plan, o->hco);
+		vgp_report_kubevirt_layout(stdout, &s.inv, &s.plan,
+					   !o->hco ? VGP_KV_KUBEVIRT
+					   : o->hco_api && strcmp(o->hco_api, "v1beta1") == 0 ? VGP_KV_HCO_V1BETA1
+											 : VGP_KV_HCO_V1);
 	node_state_free(&s);
 	return ret;
 }
