@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "engine-internal.h"
+#include "stop.h"
 #include "log.h"
 #include "util.h"
 
@@ -316,10 +317,25 @@ bind_round(struct eng *e, const struct vgp_plan_gpu **work, size_t nw, vgp_error
 		busy_release_locks(e);
 		return 1;
 	}
-	for (size_t i = 0; i < nw; i++)
-		if (work[i])
-			group_bind(e, work[i]);
+	for (size_t i = 0; i < nw; i++) {
+		int sig = vgp_stop_pending();
+
+		if (work[i] == NULL)
+			continue;
+		if (sig != 0) {
+			/* a deferred SIGINT/SIGTERM/SIGHUP: the group in progress was finished (or rolled back); no other
+			 * group starts. Its unbind lock, if taken, is given back below. */
+			const char *addr = e->inv.devs[work[i]->dev].addr;
+			eng_addr_add(&e->done, &e->n_done, addr);
+			eng_result(e, addr, work[i]->resource, VGP_OUT_FAILED, 0, work[i]->n_members,
+				   "not moved: %s arrived before its turn (nothing written to it)", vgp_stop_name(sig));
+			continue;
+		}
+		group_bind(e, work[i]);
+	}
 	busy_release_locks(e);
+	if (vgp_stop_pending() != 0)
+		return 0; /* stopping: no re-plan */
 	return e->n_ex != ex_before ? 1 : 0; /* nothing stuck: no replacement to look for */
 }
 

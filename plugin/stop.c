@@ -29,3 +29,9 @@ vgp_stop_pending(void)
 		return SIGINT;
 	return sigismember(&p, SIGHUP) ? SIGHUP : 0;
 }
+
+const char *
+vgp_stop_name(int sig)
+{
+	return sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : sig == SIGHUP ? "SIGHUP" : "a signal";
+}

@@ -8,5 +8,7 @@
 void vgp_stop_defer(void);
 /* The pending stop signal (SIGTERM first, then SIGINT, SIGHUP), 0 when none. Consumes nothing. */
 int vgp_stop_pending(void);
+/* "SIGTERM", "SIGINT", "SIGHUP". */
+const char *vgp_stop_name(int sig);
 
 #endif

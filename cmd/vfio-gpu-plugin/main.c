@@ -499,7 +499,7 @@ cmd_bind(const struct opts *o, vgp_error_t *err)
 				done += rep.r[i].outcome == VGP_OUT_BOUND || rep.r[i].outcome == VGP_OUT_PASSTHROUGH;
 			vgp_error_release(err);
 			ret = vgp_make_error(err, 0, "interrupted by %s: stopped after the group in progress; %zu of %zu "
-					     "GPUs on vfio-pci, the rest untouched (results above)", strsignal(sig), done,
+					     "GPUs on vfio-pci, the rest untouched (results above)", vgp_stop_name(sig), done,
 					     rep.n);
 		}
 	}
