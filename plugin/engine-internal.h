@@ -145,6 +145,11 @@ bool group_needs_work(struct eng *e, const struct vgp_plan_gpu *g);
 /* Restore what a killed run left in flight. *changed: the node changed (the caller scans it again). */
 int eng_repair(struct eng *e, bool *changed, vgp_error_t *err);
 
+/* ---- identity.c */
+/* Drop (with a warning naming both identities, the journal saved) every entry that the function now at its address
+ * (e->inv) does not match (vgp_identity_trusted): repair and release then act on checked entries only. */
+int eng_vet_journal(struct eng *e, bool *dropped, vgp_error_t *err);
+
 /* ---- udev_persist.c */
 int udev_sync(struct eng *e, vgp_error_t *err);
 int udev_drop(struct eng *e, char (*addrs)[VGP_ADDR_LEN], size_t n, vgp_error_t *err);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "engine-internal.h"
+#include "identity.h"
 #include "stop.h"
 #include "log.h"
 #include "util.h"
@@ -128,10 +129,19 @@ void
 eng_jset(struct eng *e, const char *addr, const char *gpu, int group, const char *orig, enum vgp_jstate st)
 {
 	struct vgp_journal_entry n = { .group = group, .state = st };
+	const struct vgp_journal_entry *old = vgp_journal_find(&e->j, addr);
+	const struct vgp_pci_dev *d = vgp_inventory_find(&e->inv, addr);
 	_cleanup_error_ vgp_error_t err = NULL;
 	snprintf(n.addr, sizeof n.addr, "%s", addr);
 	snprintf(n.gpu, sizeof n.gpu, "%s", gpu);
 	snprintf(n.orig_driver, sizeof n.orig_driver, "%s", orig);
+	/* the identity checked in this run (the inventory the move works from) goes with the entry */
+	if (d != NULL)
+		vgp_identity_set(&n, d);
+	else if (old != NULL && old->has_id)
+		vgp_identity_set(&n, &(struct vgp_pci_dev) { .vendor = old->vendor, .device = old->device,
+			.subsys_vendor = old->subsys_vendor, .subsys_device = old->subsys_device,
+			.class_code = old->class_code });
 	if (vgp_journal_set(&e->j, &n, &err) < 0)
 		log_error("%s", err->msg);
 }
@@ -392,7 +402,13 @@ vgp_bind(const struct vgp_engine_opts *o, struct vgp_engine_report *rep, vgp_err
 	bool changed = false;
 	int r = -1;
 
-	if (eng_init(&e, o, rep, err) < 0 || eng_snap(&e, err) < 0 || check_plan(&e, err) < 0)
+	if (eng_init(&e, o, rep, err) < 0 || eng_snap(&e, err) < 0)
+		goto out;
+	/* journal entries whose address now holds another function: dropped before repair can write to it */
+	if (eng_vet_journal(&e, &changed, err) < 0 || (changed && eng_snap(&e, err) < 0))
+		goto out;
+	changed = false;
+	if (check_plan(&e, err) < 0)
 		goto out;
 	if (eng_repair(&e, &changed, err) < 0)
 		goto out;

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "error.h"
 #include "pci.h"
@@ -24,6 +25,11 @@ struct vgp_journal_entry {
 	int group;
 	char orig_driver[VGP_DRIVER_LEN]; /* "" = had no driver */
 	enum vgp_jstate state;
+	/* The function's identity when it was journaled (identity.c checks it before any write): absent in journals
+	 * written before issue 11 (has_id false) */
+	bool has_id;
+	uint16_t vendor, device, subsys_vendor, subsys_device;
+	uint32_t class_code;
 };
 
 struct vgp_journal {
