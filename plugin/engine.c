@@ -328,7 +328,7 @@ bind_round(struct eng *e, const struct vgp_plan_gpu **work, size_t nw, vgp_error
 		return 1;
 	}
 	for (size_t i = 0; i < nw; i++) {
-		int sig = vgp_stop_pending();
+		int sig = vgp_stop_requested();
 
 		if (work[i] == NULL)
 			continue;
@@ -344,7 +344,7 @@ bind_round(struct eng *e, const struct vgp_plan_gpu **work, size_t nw, vgp_error
 		group_bind(e, work[i]);
 	}
 	busy_release_locks(e);
-	if (vgp_stop_pending() != 0)
+	if (vgp_stop_requested() != 0)
 		return 0; /* stopping: no re-plan */
 	return e->n_ex != ex_before ? 1 : 0; /* nothing stuck: no replacement to look for */
 }

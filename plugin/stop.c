@@ -2,7 +2,22 @@
 #include "stop.h"
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
+
+static bool armed;
+
+void
+vgp_stop_between_groups(void)
+{
+	armed = true;
+}
+
+int
+vgp_stop_requested(void)
+{
+	return armed ? vgp_stop_pending() : 0;
+}
 
 void
 vgp_stop_defer(void)

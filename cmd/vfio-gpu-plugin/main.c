@@ -478,6 +478,7 @@ cmd_bind(const struct opts *o, vgp_error_t *err)
 
 	/* a stop signal finishes (or rolls back) the group in progress, then bind exits non-zero with what was done */
 	vgp_stop_defer();
+	vgp_stop_between_groups();
 	ret = load_config(o, &s, err);
 	if (ret == 0)
 		ret = lock_journal(o, &lk, err);
