@@ -99,6 +99,35 @@ node_plan(const char *root, const struct vgp_engine_opts *o, const struct vgp_jo
 	return 0;
 }
 
+/* driver_override of the functions of planned groups only (for `plan`'s report), each read in a child under the
+ * unbind timeout: the read takes the device lock, which someone's hung unbind may hold. */
+static void
+read_planned_overrides(const char *root, const struct vgp_engine_opts *o, struct vgp_inventory *inv,
+		       const struct vgp_plan *plan)
+{
+	int ms = o->unbind_timeout_ms > 0 ? o->unbind_timeout_ms : VGP_UNBIND_TIMEOUT_MS_DEFAULT;
+
+	for (size_t i = 0; i < plan->n; i++) {
+		const struct vgp_plan_gpu *g = &plan->gpus[i];
+
+		if (g->action != VGP_ACT_BIND && g->action != VGP_ACT_PASSTHROUGH)
+			continue;
+		for (size_t m = 0; m < g->n_members; m++) {
+			struct vgp_pci_dev *d = &inv->devs[g->members[m]];
+			_cleanup_error_ vgp_error_t e = NULL;
+			char ov[VGP_DRIVER_LEN];
+
+			if (vgp_read_locked_attr(root, d->addr, "driver_override", ms, ov, sizeof ov, &e) < 0) {
+				if (e->status == ETIMEDOUT)
+					log_warn("%s", e->msg);
+				continue;
+			}
+			if (strcmp(ov, "(null)") != 0)
+				snprintf(d->driver_override, sizeof d->driver_override, "%s", ov);
+		}
+	}
+}
+
 int
 vgp_plan_node(const struct vgp_engine_opts *o, struct vgp_inventory *inv, struct vgp_plan *plan, vgp_error_t *err)
 {
@@ -108,5 +137,7 @@ vgp_plan_node(const struct vgp_engine_opts *o, struct vgp_inventory *inv, struct
 	if (node_journal_load(o, &nj, err) == 0)
 		r = node_plan(nj.root, o, &nj.j, NULL, 0, inv, plan, err);
 	vgp_journal_free(&nj.j);
+	if (r == 0)
+		read_planned_overrides(nj.root, o, inv, plan);
 	return r;
 }
