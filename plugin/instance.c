@@ -114,14 +114,11 @@ vgp_serve_lock_path(const char *state_file, const char *kubelet_dir, char *out, 
 {
 	char dir[4096];
 	_cleanup_free_ char *real = realpath(kubelet_dir, NULL);
-	const char *k = real ? real : kubelet_dir;
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a 64 */
+	unsigned long long h = vgp_hash64(real ? real : kubelet_dir);
 
-	for (const unsigned char *p = (const unsigned char *) k; *p; p++)
-		h = (h ^ *p) * 1099511628211ULL;
 	if (snprintf(dir, sizeof dir, "%s", state_file) >= (int) sizeof dir)
 		return -1;
-	if (snprintf(out, len, "%s/serve-%016llx.lock", dirname(dir), (unsigned long long) h) >= (int) len)
+	if (snprintf(out, len, "%s/serve-%016llx.lock", dirname(dir), h) >= (int) len)
 		return -1;
 	return 0;
 }

@@ -3,6 +3,7 @@
  * (as KubeVirt's ResourceNameToEnvVar builds it); our socket name; validity of names and prefixes.
  * Pure: no I/O. */
 #include "names.h"
+#include "util.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -176,13 +177,10 @@ vgp_socket_name(const char *resource, char *out, size_t outlen)
 int
 vgp_socket_name_short(const char *resource, char *out, size_t outlen)
 {
-	uint64_t h = 1469598103934665603ULL;
 	int r;
 
 	if (resource == NULL || out == NULL || *resource == '\0')
 		return -1;
-	for (const unsigned char *p = (const unsigned char *) resource; *p; p++)
-		h = (h ^ *p) * 1099511628211ULL;
-	r = snprintf(out, outlen, "vfio-gpu-%016llx.sock", (unsigned long long) h);
+	r = snprintf(out, outlen, "vfio-gpu-%016llx.sock", vgp_hash64(resource));
 	return r < 0 || (size_t) r >= outlen ? -1 : 0;
 }

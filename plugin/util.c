@@ -92,6 +92,16 @@ vgp_escape(const char *s, char *out, size_t len)
 	return out;
 }
 
+unsigned long long
+vgp_hash64(const char *s)
+{
+	unsigned long long h = 1469598103934665603ULL;
+
+	for (const unsigned char *p = (const unsigned char *) s; p && *p; p++)
+		h = (h ^ *p) * 1099511628211ULL;
+	return h;
+}
+
 void
 vgp_list_append(char *buf, size_t len, size_t *off, const char *item)
 {

@@ -40,6 +40,9 @@ unsigned long vgp_addr_domain(const char *addr);
  * reach a terminal or a log as control sequences. Returns out. Pure. */
 char *vgp_escape(const char *s, char *out, size_t len);
 
+/* FNV-1a 64 of a string: short stable names (socket names, lock names). Pure. */
+unsigned long long vgp_hash64(const char *s);
+
 /* Append item to the ", "-separated list in buf (len bytes, *off of them used so far): cut at len, always
  * terminated. Pure. */
 void vgp_list_append(char *buf, size_t len, size_t *off, const char *item);
