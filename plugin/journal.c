@@ -239,9 +239,13 @@ vgp_journal_parse(const char *text, size_t len, const char *source, const char *
 		d = json_object_get(o, "originalDriver");
 		if (json_is_string(d)) {
 			const char *ds = json_string_value(d);
-			if (strlen(ds) >= sizeof e.orig_driver || strchr(ds, '/')) {
+			bool printable = true;
+			for (const char *q = ds; *q; q++)
+				printable &= *q > 0x20 && *q < 0x7f;
+			if (strlen(ds) >= sizeof e.orig_driver || strchr(ds, '/') || !printable) {
+				char esc[256];
 				vgp_make_error(err, EINVAL, "%s: functions[%zu].originalDriver: invalid driver name '%s'",
-					       source, i, ds);
+					       source, i, vgp_escape(ds, esc, sizeof esc));
 				goto out;
 			}
 			snprintf(e.orig_driver, sizeof e.orig_driver, "%s", ds);
