@@ -26,6 +26,7 @@ if [ -z "${VGP_DEMO_NETNS:-}" ]; then
 	exec unshare -n bash "$0" "$@"
 fi
 
+ip link set lo up 2>/dev/null || true # the private network namespace starts with loopback down (for /metrics)
 T=$(mktemp -d /tmp/vgp-demo.XXXXXX)
 NODE=$T/node
 KDIR=$NODE/var/lib/kubelet/device-plugins
@@ -99,7 +100,8 @@ mkdir -p "$KDIR"
 KUBELET=$!
 # the plugin itself in the background (not through the vgp function: $! must be its pid, for the SIGTERM)
 "$BIN/vfio-gpu-plugin" --host-root "$NODE" --pci-ids "$ROOT/test/fixtures/pci.ids" --node-name gpu-a-1 \
-	--config "$T/config.json" --kubelet-dir "$KDIR" --status-file "$T/status.json" serve >"$T/serve.log" 2>&1 &
+	--config "$T/config.json" --kubelet-dir "$KDIR" --status-file "$T/status.json" \
+	--metrics-address 127.0.0.1:0 serve >"$T/serve.log" 2>&1 &
 PIDS+=($!)
 if ! wait "$KUBELET"; then
 	echo "the fake kubelet failed:"; cat "$T/kubelet.err" "$T/kubelet.json"; echo "plugin log:"; cat "$T/serve.log"
@@ -137,7 +139,21 @@ for line in open(sys.argv[1]):
                 print("    device {} ({})".format(d.get("host_path", d.get("hostPath")), d.get("permissions")))
 PY
 
-stage "8. For KubeVirt: vfio-gpu-plugin kubevirt-config"
+stage "8. What operators see: Prometheus /metrics (a selection) and the node labels for node-feature-discovery"
+PORT=$(sed -n 's/.*metrics: serving .* (port \([0-9]*\)).*/\1/p' "$T/serve.log" | tail -n 1)
+python3 - "$PORT" <<'PY' || echo "  (/metrics did not answer)"
+import sys, urllib.request
+text = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=30).read().decode()
+keep = ("vfio_gpu_plugin_gpus{", "vfio_gpu_plugin_allocations_total", "vfio_gpu_plugin_bind_seconds_count",
+        "vfio_gpu_plugin_bind_failures_total{", "vfio_gpu_plugin_registrations_total")
+for l in text.splitlines():
+    if l.startswith(keep) and not l.endswith(" 0"):
+        print("  " + l)
+PY
+echo "  $NODE/etc/kubernetes/node-feature-discovery/features.d/vfio-gpu-plugin:"
+grep -v '^#' "$NODE/etc/kubernetes/node-feature-discovery/features.d/vfio-gpu-plugin" | sed 's/^/    /'
+
+stage "9. For KubeVirt: vfio-gpu-plugin kubevirt-config"
 vgp --config "$T/config.json" kubevirt-config
 
 stage "Done. The plugin is stopped with SIGTERM; the GPUs stay bound (only 'release' gives them back)."

@@ -1,6 +1,6 @@
 /* allocate.h — the in-memory device table of one served resource and the kubelet answers built from it
- * (design §3, §4): the ListAndWatch device list, Allocate (DeviceSpecs + PCI_RESOURCE_<...> env) and
- * GetPreferredAllocation (must-include, NUMA, PCI topology). Pure: no I/O, so Allocate and
+ * (docs/architecture.md §3, §4): the ListAndWatch device list, Allocate (DeviceSpecs + PCI_RESOURCE_<...> env)
+ * and GetPreferredAllocation (must-include, NUMA, PCI topology). Pure: no I/O, so Allocate and
  * GetPreferredAllocation answer from memory and can be unit-tested with plain data.
  *
  * Messages returned here are built with malloc and freed with the matching vgp_alloc_*_free(). */
@@ -49,7 +49,7 @@ V1beta1__ListAndWatchResponse *vgp_alloc_list(const struct vgp_served_resource *
 void vgp_alloc_list_free(V1beta1__ListAndWatchResponse *m);
 
 /* The Allocate response, one container response per container request. An unknown or unhealthy device ID is
- * an error naming it (exit_code 2 = the caller answers INVALID_ARGUMENT); other errors are out-of-memory. */
+ * an error naming it (kind VGP_ERR_INPUT: the caller answers INVALID_ARGUMENT); other errors are out-of-memory. */
 int vgp_alloc_allocate(const struct vgp_served_resource *r, const V1beta1__AllocateRequest *req,
 		       V1beta1__AllocateResponse **out, vgp_error_t *err);
 void vgp_alloc_allocate_free(V1beta1__AllocateResponse *m);
@@ -59,7 +59,7 @@ void vgp_alloc_allocate_free(V1beta1__AllocateResponse *m);
  * preferred, otherwise the node with the fewest free devices that fits, then the lowest node number), then the
  * devices nearest by PCI topology (longest common sysfs path with the devices already chosen), ties by address.
  * Never a device outside available; IDs that are not ours are ignored. must-include larger than
- * allocation_size (or a negative size) is an error (exit_code 2: INVALID_ARGUMENT). */
+ * allocation_size (or a negative size) is an error (kind VGP_ERR_INPUT: INVALID_ARGUMENT). */
 int vgp_alloc_preferred(const struct vgp_served_resource *r, const V1beta1__PreferredAllocationRequest *req,
 			V1beta1__PreferredAllocationResponse **out, vgp_error_t *err);
 void vgp_alloc_preferred_free(V1beta1__PreferredAllocationResponse *m);

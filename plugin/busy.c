@@ -26,7 +26,7 @@ busy_release_lock(struct eng *e, const char *addr)
 		return;
 	eng_addr_del(e->locked, &e->n_locked, addr);
 	if (lock_path(e, addr, p) && vgp_write_file(p, "0", &err) < 0)
-		log_warn("%s: releasing the nvidia unbind lock: %s", addr, err->msg);
+		log_warn("%s: releasing the nvidia unbind lock: %s", addr, vgp_error_text(err));
 }
 
 void
@@ -55,7 +55,7 @@ busy_release_stale_lock(struct eng *e, const char *addr)
 		return;
 	log_info("%s stays on nvidia but its unbind lock is taken (by a killed run?): releasing it", addr);
 	if (vgp_write_file(p, "0", &err) < 0)
-		log_warn("%s", err->msg);
+		log_warn("%s", vgp_error_text(err));
 }
 
 /* Is the GPU (on nvidia) free to unbind? Holders by st_rdev, then (take_lock) the unbind lock (write 1, read back 1).
@@ -111,6 +111,16 @@ gpu_busy(struct eng *e, const struct vgp_pci_dev *d, bool take_lock, char *msg, 
 	return 0;
 }
 
+/* Busy policy skip: the GPU is recorded skipped and excluded (the plan picks another in its place). */
+static void
+skip_busy(struct eng *e, const struct vgp_plan_gpu *g, const char *msg, long ms)
+{
+	log_warn("%s: skipped (busy policy skip)", msg);
+	eng_result(e, e->inv.devs[g->dev].addr, g->resource, VGP_OUT_SKIPPED_BUSY, ms, g->n_members,
+		   "%s: skipped (busy policy skip)", msg);
+	eng_exclude(e, e->inv.devs[g->dev].addr, msg);
+}
+
 /* The busy policy at the GPU's own turn, right before its first write: holders again, then the unbind lock
  * (policy skip: taken here, just before its unbind, so that new opens are refused for as short a time as possible;
  * fail and wait took every lock up front in busy_phase, before the first write, and only a GPU without an unbind
@@ -130,16 +140,13 @@ busy_lock_gpu(struct eng *e, const struct vgp_plan_gpu *g)
 		_cleanup_error_ vgp_error_t err = NULL;
 		int r = gpu_busy(e, d, true, msg, sizeof msg, &err);
 		if (r < 0) {
-			eng_result(e, d->addr, g->resource, VGP_OUT_FAILED, vgp_now_ms() - t0, g->n_members, "%s", err->msg);
+			eng_result(e, d->addr, g->resource, VGP_OUT_FAILED, vgp_now_ms() - t0, g->n_members, "%s", vgp_error_text(err));
 			return -1;
 		}
 		if (r == 0)
 			return 0;
 		if (pol == VGP_BUSY_SKIP) {
-			log_warn("%s: skipped (busy policy skip)", msg);
-			eng_result(e, d->addr, g->resource, VGP_OUT_SKIPPED_BUSY, vgp_now_ms() - t0, g->n_members,
-				   "%s: skipped (busy policy skip)", msg);
-			eng_exclude(e, d->addr, msg);
+			skip_busy(e, g, msg, vgp_now_ms() - t0);
 			return 1;
 		}
 		if (pol == VGP_BUSY_WAIT && vgp_now_ms() < deadline) {
@@ -184,10 +191,7 @@ busy_scan(struct eng *e, const struct vgp_plan_gpu **work, size_t nw, bool lock,
 		(*busy)++; /* and go on: every busy GPU is named */
 		fprintf(m, "%s%s", *busy > 1 ? "; " : "", msg);
 		if (pol == VGP_BUSY_SKIP) {
-			log_warn("%s: skipped (busy policy skip)", msg);
-			eng_result(e, d->addr, g->resource, VGP_OUT_SKIPPED_BUSY, 0, g->n_members,
-				   "%s: skipped (busy policy skip)", msg);
-			eng_exclude(e, d->addr, msg);
+			skip_busy(e, g, msg, 0);
 			*excluded = true;
 			work[i] = NULL;
 		}

@@ -1,5 +1,5 @@
-/* config.c — the configuration (design §6): the JSON file parsed with jansson and validated fully, the simple
- * flags (--device/--address/--count) turned into the same structure, and the choice of the per-node passthrough
+/* config.c — the configuration (docs/architecture.md §6): the JSON file parsed with jansson and validated fully,
+ * the simple flags (--device/--address/--count) turned into the same structure, and the choice of the per-node passthrough
  * list. Pure apart from vgp_config_load_file, which reads the file it is given.
  *
  * Every invalid input is a usage error (exit 2) with one message: "<source>: <json path>: expected <what>,
@@ -24,7 +24,6 @@
 
 #define PATH_MAX_JSON 256
 #define VALUE_SHOWN_MAX 80
-#define VGP_COUNT_MAX 65535
 #define VGP_NUMA_MAX 1023
 #define VGP_TIMEOUT_MAX 86400
 #define VGP_CONFIG_FILE_MAX (1024 * 1024)
@@ -121,82 +120,6 @@ check_keys(struct ctx *c, const char *path, json_t *obj, const char *const *allo
 	return 0;
 }
 
-/* Exactly four hex digits. */
-static int
-parse_hex4(const char *s, uint16_t *out)
-{
-	unsigned v = 0;
-	if (s == NULL || strlen(s) != 4)
-		return -1;
-	for (int i = 0; i < 4; i++) {
-		char ch = s[i];
-		unsigned d;
-		if (ch >= '0' && ch <= '9')
-			d = (unsigned) (ch - '0');
-		else if (ch >= 'a' && ch <= 'f')
-			d = (unsigned) (ch - 'a' + 10);
-		else if (ch >= 'A' && ch <= 'F')
-			d = (unsigned) (ch - 'A' + 10);
-		else
-			return -1;
-		v = v * 16 + d;
-	}
-	if (v == 0xffff) /* what a missing function reads as */
-		return -1;
-	*out = (uint16_t) v;
-	return 0;
-}
-
-int
-vgp_parse_vendor_device(const char *s, uint16_t *vendor, uint16_t *device)
-{
-	const char *colon;
-	char vbuf[8];
-	uint16_t v, d;
-
-	if (s == NULL)
-		return -1;
-	colon = strchr(s, ':');
-	if (colon == NULL) {
-		if (parse_hex4(s, &d) < 0)
-			return -1;
-		v = VGP_DEFAULT_VENDOR;
-	} else {
-		if ((size_t) (colon - s) != 4)
-			return -1;
-		memcpy(vbuf, s, 4);
-		vbuf[4] = '\0';
-		if (parse_hex4(vbuf, &v) < 0 || parse_hex4(colon + 1, &d) < 0)
-			return -1;
-	}
-	*vendor = v;
-	*device = d;
-	return 0;
-}
-
-int
-vgp_parse_count(const char *s, int *out)
-{
-	long v = 0;
-	if (s == NULL || *s == '\0')
-		return -1;
-	if (strcmp(s, "all") == 0) {
-		*out = VGP_COUNT_ALL;
-		return 0;
-	}
-	for (const char *p = s; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return -1;
-		v = v * 10 + (*p - '0');
-		if (v > VGP_COUNT_MAX)
-			return -1;
-	}
-	if (v < 1)
-		return -1;
-	*out = (int) v;
-	return 0;
-}
-
 /* Kubernetes treats names in the kubernetes.io domain as native resources: kubelet refuses a device plugin
  * registering one (vgp_prefix_valid refuses them; this only picks the message). */
 static bool
@@ -251,15 +174,8 @@ vgp_config_free(struct vgp_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 }
 
-static void
-config_cleanup(struct vgp_config *cfg)
-{
-	vgp_config_free(cfg);
-}
-#define _cleanup_config_ __attribute__((cleanup(config_cleanup)))
-
-static void
-config_defaults(struct vgp_config *cfg)
+void
+vgp_config_defaults(struct vgp_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->numa_policy = VGP_NUMA_BALANCED;
@@ -299,7 +215,7 @@ parse_match(struct ctx *c, const char *path, json_t *obj, struct vgp_match *m)
 
 	if ((v = json_object_get(obj, "vendor")) != NULL) {
 		child_key(p, path, "vendor");
-		if (!json_is_string(v) || parse_hex4(json_string_value(v), &m->vendor) < 0)
+		if (!json_is_string(v) || vgp_parse_hex4(json_string_value(v), &m->vendor) < 0)
 			return expected(c, p, v, "a PCI vendor id of 4 hex digits (\"10de\")");
 	}
 
@@ -313,7 +229,7 @@ parse_match(struct ctx *c, const char *path, json_t *obj, struct vgp_match *m)
 		json_array_foreach (v, i, item) {
 			uint16_t d;
 			child_index(q, p, i);
-			if (!json_is_string(item) || parse_hex4(json_string_value(item), &d) < 0)
+			if (!json_is_string(item) || vgp_parse_hex4(json_string_value(item), &d) < 0)
 				return expected(c, q, item, "a PCI device id of 4 hex digits (\"26b9\")");
 			for (size_t j = 0; j < m->n_devices; j++)
 				if (m->devices[j] == d)
@@ -539,12 +455,54 @@ parse_nodes(struct ctx *c, json_t *arr, struct vgp_config *cfg)
 	return 0;
 }
 
+/* "resourcePrefix" (v, NULL when absent): a DNS subdomain outside kubernetes.io; default nvidia.com. */
+static int
+parse_prefix(struct ctx *c, json_t *v, struct vgp_config *cfg)
+{
+	if (v != NULL) {
+		if (json_is_string(v) && prefix_reserved(json_string_value(v)))
+			return expected(c, "resourcePrefix", v,
+					"a prefix outside the kubernetes.io domain (reserved for native resources)");
+		if (!json_is_string(v) || !vgp_prefix_valid(json_string_value(v)))
+			return expected(c, "resourcePrefix", v,
+					"a DNS subdomain of lower-case letters, digits, '-' and '.' (\"nvidia.com\")");
+	}
+	cfg->resource_prefix = strdup(v != NULL ? json_string_value(v) : VGP_DEFAULT_PREFIX);
+	return cfg->resource_prefix != NULL ? 0 : oom(c->err);
+}
+
+/* "busy": {"policy": skip|fail|wait, "timeoutSeconds": 0..86400}. */
+static int
+parse_busy(struct ctx *c, json_t *v, struct vgp_config *cfg)
+{
+	static const char *const busy_keys[] = { "policy", "timeoutSeconds", NULL };
+	static const char *const busy_names[] = { "skip", "fail", "wait", NULL };
+	json_t *w;
+	int e;
+
+	if (!json_is_object(v))
+		return expected(c, "busy", v, "an object (keys policy, timeoutSeconds)");
+	if (check_keys(c, "busy", v, busy_keys, "policy, timeoutSeconds") < 0)
+		return -1;
+	if ((w = json_object_get(v, "policy")) != NULL) {
+		if (parse_enum(c, "busy.policy", w, busy_names, "one of \"skip\", \"fail\", \"wait\"", &e) < 0)
+			return -1;
+		cfg->busy_policy = (enum vgp_busy_policy) e;
+	}
+	if ((w = json_object_get(v, "timeoutSeconds")) != NULL) {
+		json_int_t n;
+		if (!json_is_integer(w) || (n = json_integer_value(w)) < 0 || n > VGP_TIMEOUT_MAX)
+			return expected(c, "busy.timeoutSeconds", w, "an integer number of seconds 0..86400");
+		cfg->busy_timeout_s = (int) n;
+	}
+	return 0;
+}
+
 int
 vgp_config_parse(const char *text, size_t len, const char *source, struct vgp_config *cfg, vgp_error_t *err)
 {
 	static const char *const keys[] = { "resourcePrefix", "passthrough", "numaPolicy", "busy", "persist", "nodes", NULL };
 	static const char *const numa_names[] = { "balanced", "packed", "none", NULL };
-	static const char *const busy_names[] = { "skip", "fail", "wait", NULL };
 	static const char *const persist_names[] = { "none", "udev", NULL };
 	_cleanup_config_ struct vgp_config c_out = { 0 };
 	_cleanup_json_ json_t *root = NULL;
@@ -553,7 +511,7 @@ vgp_config_parse(const char *text, size_t len, const char *source, struct vgp_co
 	json_t *v;
 	int e;
 
-	config_defaults(&c_out);
+	vgp_config_defaults(&c_out);
 	if (cfg != NULL)
 		memset(cfg, 0, sizeof(*cfg));
 	if (text == NULL || cfg == NULL)
@@ -569,22 +527,12 @@ vgp_config_parse(const char *text, size_t len, const char *source, struct vgp_co
 		return -1;
 
 	c_out.source = strdup(c.src);
+	c_out.file = true;
 	if (c_out.source == NULL)
 		return oom(err);
 
-	if ((v = json_object_get(root, "resourcePrefix")) != NULL) {
-		if (json_is_string(v) && prefix_reserved(json_string_value(v)))
-			return expected(&c, "resourcePrefix", v,
-					"a prefix outside the kubernetes.io domain (reserved for native resources)");
-		if (!json_is_string(v) || !vgp_prefix_valid(json_string_value(v)))
-			return expected(&c, "resourcePrefix", v,
-					"a DNS subdomain of lower-case letters, digits, '-' and '.' (\"nvidia.com\")");
-		c_out.resource_prefix = strdup(json_string_value(v));
-	} else {
-		c_out.resource_prefix = strdup(VGP_DEFAULT_PREFIX);
-	}
-	if (c_out.resource_prefix == NULL)
-		return oom(err);
+	if (parse_prefix(&c, json_object_get(root, "resourcePrefix"), &c_out) < 0)
+		return -1;
 
 	c.prefix = c_out.resource_prefix;
 	if ((v = json_object_get(root, "passthrough")) != NULL) {
@@ -598,25 +546,8 @@ vgp_config_parse(const char *text, size_t len, const char *source, struct vgp_co
 		c_out.numa_policy = (enum vgp_numa_policy) e;
 	}
 
-	if ((v = json_object_get(root, "busy")) != NULL) {
-		static const char *const busy_keys[] = { "policy", "timeoutSeconds", NULL };
-		json_t *w;
-		if (!json_is_object(v))
-			return expected(&c, "busy", v, "an object (keys policy, timeoutSeconds)");
-		if (check_keys(&c, "busy", v, busy_keys, "policy, timeoutSeconds") < 0)
-			return -1;
-		if ((w = json_object_get(v, "policy")) != NULL) {
-			if (parse_enum(&c, "busy.policy", w, busy_names, "one of \"skip\", \"fail\", \"wait\"", &e) < 0)
-				return -1;
-			c_out.busy_policy = (enum vgp_busy_policy) e;
-		}
-		if ((w = json_object_get(v, "timeoutSeconds")) != NULL) {
-			json_int_t n;
-			if (!json_is_integer(w) || (n = json_integer_value(w)) < 0 || n > VGP_TIMEOUT_MAX)
-				return expected(&c, "busy.timeoutSeconds", w, "an integer number of seconds 0..86400");
-			c_out.busy_timeout_s = (int) n;
-		}
-	}
+	if ((v = json_object_get(root, "busy")) != NULL && parse_busy(&c, v, &c_out) < 0)
+		return -1;
 
 	if ((v = json_object_get(root, "persist")) != NULL) {
 		if (parse_enum(&c, "persist", v, persist_names, "one of \"none\", \"udev\"", &e) < 0)
@@ -648,11 +579,7 @@ vgp_config_load_file(const char *path, struct vgp_config *cfg, vgp_error_t *err)
 		return vgp_make_usage_error(err, "config file: no path given");
 	f = fopen(path, "re");
 	if (f == NULL || fstat(fileno(f), &st) < 0) {
-		int e = errno;
-		vgp_make_usage_error(err, "%s: cannot read the config file: %s", path, strerror(e));
-		if (err && *err)
-			(*err)->status = e;
-		return -1;
+		return vgp_make_input_error(err, errno, "%s: cannot read the config file", path);
 	}
 	if (S_ISDIR(st.st_mode))
 		return vgp_make_usage_error(err, "%s: cannot read the config file: it is a directory", path);
@@ -673,102 +600,13 @@ vgp_config_load_file(const char *path, struct vgp_config *cfg, vgp_error_t *err)
 		len += got;
 		if (got == 0) {
 			if (ferror(f)) {
-				int e = errno ? errno : EIO;
-				vgp_make_usage_error(err, "%s: cannot read the config file: %s", path, strerror(e));
-				if (err && *err)
-					(*err)->status = e;
-				return -1;
+				return vgp_make_input_error(err, errno ? errno : EIO, "%s: cannot read the config file",
+							    path);
 			}
 			break;
 		}
 	}
 	return vgp_config_parse(buf, len, path, cfg, err);
-}
-
-int
-vgp_config_from_flags(char **devices, size_t n_devices, char **addresses, size_t n_addresses, const char *count,
-		      struct vgp_config *cfg, vgp_error_t *err)
-{
-	_cleanup_config_ struct vgp_config c_out = { 0 };
-	struct vgp_passthrough *pt;
-	int cnt = 0;
-
-	config_defaults(&c_out);
-	if (cfg == NULL)
-		return vgp_make_usage_error(err, "command line: no configuration to fill");
-	memset(cfg, 0, sizeof(*cfg));
-	c_out.source = strdup("command line");
-	c_out.resource_prefix = strdup(VGP_DEFAULT_PREFIX);
-	if (c_out.source == NULL || c_out.resource_prefix == NULL)
-		return oom(err);
-
-	if (count != NULL && vgp_parse_count(count, &cnt) < 0)
-		return vgp_make_usage_error(err, "--count '%s': expected a positive integer (1..65535) or \"all\"",
-					    count);
-
-	if (n_devices == 0 && n_addresses == 0 && count == NULL) {
-		/* Nothing asked for: an empty passthrough list (every GPU is kept). */
-		*cfg = c_out;
-		memset(&c_out, 0, sizeof(c_out));
-		return 0;
-	}
-
-	c_out.pt = calloc(1, sizeof(*c_out.pt));
-	if (c_out.pt == NULL)
-		return oom(err);
-	c_out.n_pt = 1;
-	pt = &c_out.pt[0];
-	pt->json_path = strdup("flags");
-	pt->match.vendor = VGP_DEFAULT_VENDOR;
-	pt->match.devices = calloc(n_devices + 1, sizeof(*pt->match.devices));
-	pt->match.addresses = calloc(n_addresses + 1, sizeof(*pt->match.addresses));
-	if (pt->json_path == NULL || pt->match.devices == NULL || pt->match.addresses == NULL)
-		return oom(err);
-
-	for (size_t i = 0; i < n_devices; i++) {
-		uint16_t v, d;
-		if (vgp_parse_vendor_device(devices[i], &v, &d) < 0)
-			return vgp_make_usage_error(err,
-						    "--device '%s': expected VENDOR:DEVICE (4 hex digits each, e.g. "
-						    "10de:26b9) or DEVICE alone (vendor 10de)",
-						    devices[i] ? devices[i] : "");
-		if (i > 0 && v != pt->match.vendor)
-			return vgp_make_usage_error(err,
-						    "--device '%s': vendor %04x differs from vendor %04x of the earlier "
-						    "--device flags (one vendor per command line; use a config file for more)",
-						    devices[i], v, pt->match.vendor);
-		pt->match.vendor = v;
-		for (size_t j = 0; j < pt->match.n_devices; j++)
-			if (pt->match.devices[j] == d)
-				return vgp_make_usage_error(err, "--device '%s': device %04x:%04x is given twice",
-							    devices[i], v, d);
-		pt->match.devices[pt->match.n_devices++] = d;
-	}
-
-	for (size_t i = 0; i < n_addresses; i++) {
-		char a[VGP_ADDR_LEN];
-		if (addresses[i] == NULL || vgp_addr_normalize(addresses[i], a) < 0)
-			return vgp_make_usage_error(err,
-						    "--address '%s': expected a PCI address DOMAIN:BUS:DEVICE.FUNCTION "
-						    "(0000:3b:00.0) or BUS:DEVICE.FUNCTION (3b:00.0)",
-						    addresses[i] ? addresses[i] : "");
-		for (size_t j = 0; j < pt->match.n_addresses; j++)
-			if (strcmp(pt->match.addresses[j], a) == 0)
-				return vgp_make_usage_error(err, "--address '%s': address %s is given twice",
-							    addresses[i], a);
-		memcpy(pt->match.addresses[pt->match.n_addresses++], a, VGP_ADDR_LEN);
-	}
-
-	if (count == NULL)
-		cnt = n_addresses > 0 ? (int) n_addresses : 1;
-	else if (n_addresses > 0 && cnt != VGP_COUNT_ALL && (size_t) cnt > n_addresses)
-		return vgp_make_usage_error(err, "--count %d: larger than the %zu --address flag%s given", cnt,
-					    n_addresses, n_addresses == 1 ? "" : "s");
-	pt->count = cnt;
-
-	*cfg = c_out;
-	memset(&c_out, 0, sizeof(c_out));
-	return 0;
 }
 
 int
@@ -799,4 +637,10 @@ vgp_config_effective(const struct vgp_config *cfg, const char *node_name, const 
 	*pt = cfg->pt;
 	*n_pt = cfg->n_pt;
 	return 0;
+}
+
+const char *
+vgp_config_file(const struct vgp_config *cfg)
+{
+	return cfg != NULL && cfg->file ? cfg->source : NULL;
 }

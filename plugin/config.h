@@ -1,5 +1,5 @@
-/* config.h — the configuration: flags for the simple case or the JSON file of design §6, validated fully
- * (pure: the parser takes text, never a path it opens itself, except vgp_config_load_file). */
+/* config.h — the configuration: flags for the simple case or the JSON file of docs/architecture.md §6, validated
+ * fully (pure: the parser takes text, never a path it opens itself, except vgp_config_load_file). */
 #ifndef VGP_CONFIG_H
 #define VGP_CONFIG_H
 
@@ -11,6 +11,7 @@
 #include "util.h"
 
 #define VGP_COUNT_ALL (-1)
+#define VGP_COUNT_MAX 65535 /* the largest count (file or --count) */
 #define VGP_DEFAULT_VENDOR 0x10de
 #define VGP_DEFAULT_PREFIX "nvidia.com"
 
@@ -45,6 +46,8 @@ struct vgp_node_entry {
 
 struct vgp_config {
 	char *source;             /* the file path, or "command line" */
+	bool file;                /* source names a file (vgp_config_parse, vgp_config_load_file): errors about its
+	                             entries name it (vgp_config_file) */
 	char *resource_prefix;    /* default "nvidia.com" */
 	struct vgp_passthrough *pt; /* the top-level passthrough list */
 	size_t n_pt;
@@ -82,10 +85,21 @@ int vgp_config_effective(const struct vgp_config *cfg, const char *node_name, co
 
 /* Parse "N" (decimal, 1..65535) or "all" (-> VGP_COUNT_ALL). Returns 0 or -1. */
 int vgp_parse_count(const char *s, int *out);
+/* Exactly four hex digits, not ffff (what a missing function reads as). Pure. */
+int vgp_parse_hex4(const char *s, uint16_t *out);
 /* Parse "10de:26b9" (or "26b9" alone: vendor 10de) into vendor and device; 4 hex digits each, any case,
  * ffff refused. Returns 0 or -1. */
 int vgp_parse_vendor_device(const char *s, uint16_t *vendor, uint16_t *device);
 
 void vgp_config_free(struct vgp_config *cfg);
+
+/* Empty configuration with the defaults: numaPolicy balanced, busy skip (60 s), persist none. */
+void vgp_config_defaults(struct vgp_config *cfg);
+static inline void vgp_config_freep(struct vgp_config *cfg) { vgp_config_free(cfg); }
+#define _cleanup_config_ __attribute__((cleanup(vgp_config_freep)))
+
+/* The file an error about an entry must name: cfg->source when the configuration came from a file, NULL for the
+ * command line's flags (their messages name the flags). */
+const char *vgp_config_file(const struct vgp_config *cfg);
 
 #endif

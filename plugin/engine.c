@@ -46,13 +46,10 @@ eng_result(struct eng *e, const char *addr, const char *resource, enum vgp_outco
 	   const char *fmt, ...)
 {
 	struct vgp_engine_report *rep = e->rep;
-	struct vgp_gpu_result *nr = realloc(rep->r, (rep->n + 1) * sizeof *nr);
+	struct vgp_gpu_result *nr = vgp_array_push(&rep->r, &rep->n, sizeof *nr);
 	va_list ap;
 	if (nr == NULL)
 		return NULL;
-	rep->r = nr;
-	nr = &rep->r[rep->n++];
-	memset(nr, 0, sizeof *nr);
 	snprintf(nr->addr, sizeof nr->addr, "%s", addr);
 	snprintf(nr->resource, sizeof nr->resource, "%s", resource ? resource : "");
 	nr->outcome = out;
@@ -81,12 +78,10 @@ eng_addr_add(char (**list)[VGP_ADDR_LEN], size_t *n, const char *addr)
 {
 	if (eng_addr_in(*list, *n, addr))
 		return 0;
-	char (*nl)[VGP_ADDR_LEN] = realloc(*list, (*n + 1) * sizeof *nl);
-	if (nl == NULL)
+	char *na = vgp_array_push(list, n, VGP_ADDR_LEN);
+	if (na == NULL)
 		return -1;
-	*list = nl;
-	snprintf(nl[*n], VGP_ADDR_LEN, "%s", addr);
-	(*n)++;
+	snprintf(na, VGP_ADDR_LEN, "%s", addr);
 	return 0;
 }
 
@@ -107,13 +102,11 @@ eng_exclude(struct eng *e, const char *addr, const char *why)
 	for (size_t i = 0; i < e->n_ex; i++)
 		if (strcmp(e->ex[i].addr, addr) == 0)
 			return 0;
-	struct eng_excl *n = realloc(e->ex, (e->n_ex + 1) * sizeof *n);
+	struct eng_excl *n = vgp_array_push(&e->ex, &e->n_ex, sizeof *n);
 	if (n == NULL)
 		return -1;
-	e->ex = n;
-	snprintf(n[e->n_ex].addr, VGP_ADDR_LEN, "%s", addr);
-	n[e->n_ex].why = strdup(why);
-	e->n_ex++;
+	snprintf(n->addr, VGP_ADDR_LEN, "%s", addr);
+	n->why = strdup(why);
 	return 0;
 }
 
@@ -143,7 +136,7 @@ eng_jset(struct eng *e, const char *addr, const char *gpu, int group, const char
 			.subsys_vendor = old->subsys_vendor, .subsys_device = old->subsys_device,
 			.class_code = old->class_code });
 	if (vgp_journal_set(&e->j, &n, &err) < 0)
-		log_error("%s", err->msg);
+		log_error("%s", vgp_error_text(err));
 }
 
 void
@@ -255,9 +248,12 @@ check_plan(struct eng *e, vgp_error_t *err)
 			if (e->plan.gpus[i].entry >= 0 && e->plan.gpus[i].action == VGP_ACT_INELIGIBLE)
 				return eng_iommu_off_error(e, err);
 	}
-	if (e->plan.shortfall && !e->o->shortfall_ok)
-		return vgp_make_usage_error(err, "%s", e->plan.shortfall_msg ? e->plan.shortfall_msg
-									: "more GPUs wanted than the node has eligible");
+	if (e->plan.shortfall && !e->o->shortfall_ok) {
+		const char *file = vgp_config_file(e->o->cfg); /* the message names an entry of that file */
+		return vgp_make_usage_error(err, "%s%s%s", file ? file : "", file ? ": " : "",
+					    e->plan.shortfall_msg ? e->plan.shortfall_msg
+								  : "more GPUs wanted than the node has eligible");
+	}
 	return 0;
 }
 
@@ -271,7 +267,7 @@ report_known(struct eng *e)
 
 	for (size_t i = 0; i < e->plan.n; i++) {
 		const struct vgp_plan_gpu *g = &e->plan.gpus[i];
-		if (g->action == VGP_ACT_INELIGIBLE && g->entry >= 0 && strncmp(g->reason, "busy:", 5) == 0)
+		if (g->action == VGP_ACT_INELIGIBLE && g->entry >= 0 && g->ineligible == VGP_INEL_BUSY)
 			eng_result(e, e->inv.devs[g->dev].addr, "", VGP_OUT_SKIPPED_BUSY, 0, g->n_members,
 				   "%s: skipped (busy policy skip)", g->reason);
 	}
@@ -376,12 +372,9 @@ bind_rounds(struct eng *e, vgp_error_t *err)
 static int
 persist(struct eng *e, vgp_error_t *err)
 {
-	_cleanup_error_ vgp_error_t uerr = NULL;
 	if (e->o->cfg == NULL || e->o->cfg->persist != VGP_PERSIST_UDEV)
 		return 0;
-	if (udev_sync(e, &uerr) < 0)
-		return vgp_make_error(err, uerr->status, "%s", uerr->msg);
-	return 0;
+	return udev_sync(e, err);
 }
 
 static int

@@ -47,7 +47,7 @@ rollback(struct eng *e, const char *gpu, struct member *m, size_t n, const char 
 			continue;
 		if (fn_restore(e, m[i].addr, m[i].orig, false, &stuck, &err) < 0) {
 			size_t l = strlen(why);
-			snprintf(why + l, why_len - l, "; rollback of %s failed: %s", m[i].addr, err->msg);
+			snprintf(why + l, why_len - l, "; rollback of %s failed: %s", m[i].addr, vgp_error_text(err));
 			*all_ok = false;
 			if (stuck) {
 				eng_jstate(e, m[i].addr, VGP_J_STUCK);
@@ -59,7 +59,7 @@ rollback(struct eng *e, const char *gpu, struct member *m, size_t n, const char 
 	}
 	if (eng_jsave(e, &jerr) < 0) {
 		size_t l = strlen(why);
-		snprintf(why + l, why_len - l, "; %s", jerr->msg);
+		snprintf(why + l, why_len - l, "; %s", vgp_error_text(jerr));
 		*all_ok = false;
 	}
 }
@@ -185,7 +185,7 @@ finish_bound(struct eng *e, struct move *mv)
 	}
 	if (dirty && eng_jsave(e, &err) < 0) /* the node is right, the journal still says binding: the next start
 						 finds it complete */
-		log_warn("%s: bound, but %s", addr, err->msg);
+		log_warn("%s: bound, but %s", addr, vgp_error_text(err));
 	ms = vgp_now_ms() - mv->t0;
 	if (!mv->moved) {
 		eng_result(e, addr, mv->g->resource, VGP_OUT_PASSTHROUGH, ms, mv->n, "%s", mv->g->reason);
@@ -240,9 +240,9 @@ group_bind(struct eng *e, const struct vgp_plan_gpu *g)
 	if (busy_lock_gpu(e, g) != 0)
 		return;
 	if (journal_members(e, &mv, &err) < 0) {
-		snprintf(why, sizeof why, "%s: step journal: %s", mv.gpu->addr, err->msg);
+		snprintf(why, sizeof why, "%s: step journal: %s", mv.gpu->addr, vgp_error_text(err));
 	} else if (move_group(e, &mv, &err) < 0) {
-		snprintf(why, sizeof why, "%s", err ? err->msg : "failed");
+		snprintf(why, sizeof why, "%s", err ? vgp_error_text(err) : "failed");
 	} else {
 		finish_bound(e, &mv);
 		return;

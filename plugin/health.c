@@ -468,6 +468,67 @@ process_uevent(struct vgp_health *h)
 
 /* ---- public API ---- */
 
+/* Device i from dev: its paths, its group's other members (their driver links), its entries in the sorted look-up
+ * arrays (addrs from *k on). On error h is left for vgp_health_close. */
+static int
+add_dev(struct vgp_health *h, size_t i, const struct vgp_health_dev *dev, size_t *k, vgp_error_t *err)
+{
+	struct hdev *d = &h->devs[i];
+	size_t nm = dev->n_members ? dev->n_members : 1;
+
+	if (vgp_addr_normalize(dev->addr, d->addr) < 0)
+		return vgp_make_usage_error(err, "health: invalid PCI address '%s'", dev->addr);
+	d->group = dev->group;
+	d->healthy = false;
+	d->why[0] = '\0';
+	d->sys_path = host_path_dup(h->host_root, err, "/sys/bus/pci/devices/%s", d->addr);
+	d->drv_path = d->sys_path ? host_path_dup(h->host_root, err, "/sys/bus/pci/devices/%s/driver", d->addr) : NULL;
+	d->node_path = d->drv_path ? host_path_dup(h->host_root, err, "/dev/vfio/%d", d->group) : NULL;
+	if (d->node_path == NULL)
+		return -1;
+	memcpy(h->addrs[*k].addr, d->addr, sizeof d->addr);
+	h->addrs[(*k)++].idx = i;
+	d->mem_drv = calloc(nm, sizeof *d->mem_drv);
+	d->mem_addr = calloc(nm, sizeof *d->mem_addr);
+	if (d->mem_drv == NULL || d->mem_addr == NULL)
+		return vgp_make_error(err, ENOMEM, "health: out of memory");
+	for (size_t m = 0; m < dev->n_members; m++) {
+		char *a = h->addrs[*k].addr;
+		if (vgp_addr_normalize(dev->members[m], a) < 0)
+			return vgp_make_usage_error(err, "health: invalid PCI address '%s' in the group of %s",
+						    dev->members[m], d->addr);
+		h->addrs[(*k)++].idx = i;
+		if (strcmp(a, d->addr) == 0)
+			continue; /* the GPU itself: checked on its own */
+		d->mem_drv[d->n_mem] = host_path_dup(h->host_root, err, "/sys/bus/pci/devices/%s/driver", a);
+		if (d->mem_drv[d->n_mem] == NULL)
+			return -1;
+		memcpy(d->mem_addr[d->n_mem++], a, VGP_ADDR_LEN);
+	}
+	h->groups[i].group = d->group;
+	h->groups[i].idx = i;
+	return 0;
+}
+
+/* The inotify watch on /dev/vfio (or /dev until it exists) and the uevent socket (optional). */
+static int
+open_watches(struct vgp_health *h, vgp_error_t *err)
+{
+	if ((h->vfio_dir = host_path_dup(h->host_root, err, "/dev/vfio")) == NULL ||
+	    (h->dev_dir = host_path_dup(h->host_root, err, "/dev")) == NULL)
+		return -1;
+	h->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (h->ifd < 0)
+		return vgp_make_error(err, errno, "health: inotify_init1");
+	if (watch_vfio(h) < 0)
+		return vgp_make_error(err, errno, "health: watch %s", h->vfio_dir);
+	h->nlfd = open_uevent();
+	if (h->nlfd < 0)
+		log_warn("health: cannot open the kernel uevent socket (%s): driver changes are seen only by the "
+			 "periodic reconcile", strerror(errno));
+	return 0;
+}
+
 int
 vgp_health_open(struct vgp_health **out, const char *host_root, const struct vgp_health_dev *devs, size_t n,
 		vgp_error_t *err)
@@ -494,77 +555,19 @@ vgp_health_open(struct vgp_health **out, const char *host_root, const struct vgp
 		vgp_health_close(h);
 		return vgp_make_error(err, ENOMEM, "health: out of memory");
 	}
-	for (size_t i = 0; i < n; i++) {
-		struct hdev *d = &h->devs[i];
-		if (vgp_addr_normalize(devs[i].addr, d->addr) < 0) {
-			vgp_health_close(h);
-			return vgp_make_usage_error(err, "health: invalid PCI address '%s'", devs[i].addr);
-		}
-		d->group = devs[i].group;
-		d->healthy = false;
-		d->why[0] = '\0';
-		d->sys_path = host_path_dup(host_root, err, "/sys/bus/pci/devices/%s", d->addr);
-		d->drv_path = d->sys_path ? host_path_dup(host_root, err, "/sys/bus/pci/devices/%s/driver", d->addr) : NULL;
-		d->node_path = d->drv_path ? host_path_dup(host_root, err, "/dev/vfio/%d", d->group) : NULL;
-		if (d->node_path == NULL) {
+	for (size_t i = 0; i < n; i++)
+		if (add_dev(h, i, &devs[i], &k, err) < 0) {
 			vgp_health_close(h);
 			return -1;
 		}
-		memcpy(h->addrs[k].addr, d->addr, sizeof d->addr);
-		h->addrs[k++].idx = i;
-		d->mem_drv = calloc(devs[i].n_members ? devs[i].n_members : 1, sizeof *d->mem_drv);
-		d->mem_addr = calloc(devs[i].n_members ? devs[i].n_members : 1, sizeof *d->mem_addr);
-		if (d->mem_drv == NULL || d->mem_addr == NULL) {
-			vgp_health_close(h);
-			return vgp_make_error(err, ENOMEM, "health: out of memory");
-		}
-		for (size_t m = 0; m < devs[i].n_members; m++) {
-			char *a = h->addrs[k].addr;
-			if (vgp_addr_normalize(devs[i].members[m], a) < 0) {
-				vgp_health_close(h);
-				return vgp_make_usage_error(err, "health: invalid PCI address '%s' in the group of %s",
-							    devs[i].members[m], d->addr);
-			}
-			h->addrs[k++].idx = i;
-			if (strcmp(a, d->addr) == 0)
-				continue; /* the GPU itself: checked on its own */
-			d->mem_drv[d->n_mem] = host_path_dup(host_root, err, "/sys/bus/pci/devices/%s/driver", a);
-			if (d->mem_drv[d->n_mem] == NULL) {
-				vgp_health_close(h);
-				return -1;
-			}
-			memcpy(d->mem_addr[d->n_mem++], a, VGP_ADDR_LEN);
-		}
-		h->groups[i].group = d->group;
-		h->groups[i].idx = i;
-	}
 	h->n_addrs = k;
 	h->n_groups = n;
 	qsort(h->addrs, h->n_addrs, sizeof *h->addrs, cmp_addr_ent);
 	qsort(h->groups, h->n_groups, sizeof *h->groups, cmp_group_ent);
-
-	if ((h->vfio_dir = host_path_dup(host_root, err, "/dev/vfio")) == NULL ||
-	    (h->dev_dir = host_path_dup(host_root, err, "/dev")) == NULL) {
+	if (open_watches(h, err) < 0) {
 		vgp_health_close(h);
 		return -1;
 	}
-	h->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (h->ifd < 0) {
-		int e = errno;
-		vgp_health_close(h);
-		return vgp_make_error(err, e, "health: inotify_init1");
-	}
-	if (watch_vfio(h) < 0) {
-		int e = errno;
-		vgp_make_error(err, e, "health: watch %s", h->vfio_dir);
-		vgp_health_close(h);
-		return -1;
-	}
-	h->nlfd = open_uevent();
-	if (h->nlfd < 0)
-		log_warn("health: cannot open the kernel uevent socket (%s): driver changes are seen only by the "
-			 "periodic reconcile", strerror(errno));
-
 	/* the initial state: a full check */
 	mark_all(h);
 	check_dirty(h);

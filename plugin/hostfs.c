@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -134,18 +135,24 @@ vgp_mkdir_p(const char *path, vgp_error_t *err)
 	return 0;
 }
 
-int
-vgp_write_atomic(const char *path, const char *data, size_t len, vgp_error_t *err)
+/* The one atomic replace behind vgp_write_atomic and vgp_write_atomic_hidden. */
+static int
+write_atomic(const char *path, bool hidden, const char *data, size_t len, vgp_error_t *err)
 {
-	char tmp[4096], dir[4096];
+	char dir[4096], tmp[4096];
 	_cleanup_close_ int fd = -1;
 	_cleanup_close_ int dfd = -1;
+	const char *base = strrchr(path, '/');
 	struct stat st;
 	size_t off = 0;
-	int e;
+	int n, e;
 
-	if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int) sizeof tmp ||
-	    snprintf(dir, sizeof dir, "%s", path) >= (int) sizeof dir)
+	base = base ? base + 1 : path;
+	if (hidden)
+		n = snprintf(tmp, sizeof tmp, "%.*s.%s.tmp.XXXXXX", (int) (base - path), path, base);
+	else
+		n = snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
+	if (n < 0 || n >= (int) sizeof tmp || snprintf(dir, sizeof dir, "%s", path) >= (int) sizeof dir)
 		return vgp_make_error(err, ENAMETOOLONG, "write %s", path);
 	if (vgp_mkdir_p(dirname(dir), err) < 0)
 		return -1;
@@ -185,4 +192,16 @@ fail_errno:
 	e = errno;
 	unlink(tmp);
 	return vgp_make_error(err, e, "write %s", tmp);
+}
+
+int
+vgp_write_atomic(const char *path, const char *data, size_t len, vgp_error_t *err)
+{
+	return write_atomic(path, false, data, len, err);
+}
+
+int
+vgp_write_atomic_hidden(const char *path, const char *data, size_t len, vgp_error_t *err)
+{
+	return write_atomic(path, true, data, len, err);
 }

@@ -25,6 +25,9 @@ int vgp_readlink_base(const char *path, char *buf, size_t len);
  * planted link), fsync, rename, fsync the directory. mkdir -p of the parent. A target that is a symbolic link (or
  * not a regular file) is refused. */
 int vgp_write_atomic(const char *path, const char *data, size_t len, vgp_error_t *err);
+/* The same with a hidden temporary file, <dir>/.<name>.tmp.XXXXXX, for readers that skip hidden names (NFD ignores
+ * them in features.d, so a half-written file is never read). */
+int vgp_write_atomic_hidden(const char *path, const char *data, size_t len, vgp_error_t *err);
 /* mkdir -p with mode 0755. */
 int vgp_mkdir_p(const char *path, vgp_error_t *err);
 

@@ -79,11 +79,10 @@ vgp_journal_set(struct vgp_journal *j, const struct vgp_journal_entry *e, vgp_er
 		*cur = *e;
 		return 0;
 	}
-	struct vgp_journal_entry *ne = realloc(j->e, (j->n + 1) * sizeof *ne);
+	struct vgp_journal_entry *ne = vgp_array_push(&j->e, &j->n, sizeof *ne);
 	if (ne == NULL)
 		return vgp_make_error(err, ENOMEM, "journal: add %s", e->addr);
-	j->e = ne;
-	j->e[j->n++] = *e;
+	*ne = *e;
 	qsort(j->e, j->n, sizeof *j->e, cmp_entry);
 	return 0;
 }
@@ -185,6 +184,8 @@ get_addr(json_t *o, const char *key, char out[VGP_ADDR_LEN], const char *src, si
 	return 0;
 }
 
+/* (journal.h) Longer than a step for a reason: one pass over the document, each field checked where it is read,
+ * so that every message names its JSON path. */
 int
 vgp_journal_parse(const char *text, size_t len, const char *source, const char *boot_id, struct vgp_journal *j,
 		  bool *rebooted, vgp_error_t *err)

@@ -1,5 +1,5 @@
-/* names.c — resource names (design §4): the NAME derived from a pci.ids device name exactly as NVIDIA's sandbox
- * device plugin derives it, repaired when that gives an invalid Kubernetes name; the KubeVirt env variable name
+/* names.c — resource names (docs/architecture.md §4): the NAME derived from a pci.ids device name exactly as
+ * NVIDIA's sandbox device plugin derives it, repaired when that gives an invalid Kubernetes name; the KubeVirt env variable name
  * (as KubeVirt's ResourceNameToEnvVar builds it); our socket name; validity of names and prefixes.
  * Pure: no I/O. */
 #include "names.h"

@@ -1,5 +1,5 @@
 /* names.h — resource names and the KubeVirt env variable name, derived exactly as NVIDIA's sandbox device
- * plugin does (design §4). Pure: no I/O. */
+ * plugin does (docs/architecture.md §4). Pure: no I/O. */
 #ifndef VGP_NAMES_H
 #define VGP_NAMES_H
 

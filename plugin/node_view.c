@@ -27,7 +27,7 @@ node_journal_load(const struct vgp_engine_opts *o, struct node_journal *nj, vgp_
 	if (vgp_host_path(p, sizeof p, nj->root, "/proc/sys/kernel/random/boot_id") < 0 ||
 	    vgp_read_file(p, nj->boot_id, sizeof nj->boot_id, &berr) < 0) {
 		log_warn("cannot read the boot id (%s): the journal cannot tell a reboot",
-			 berr ? berr->msg : "path too long");
+			 berr ? vgp_error_text(berr) : "path too long");
 		nj->boot_id[0] = '\0';
 	}
 	if (vgp_journal_load(nj->state, nj->boot_id, &nj->j, &nj->rebooted, err) < 0)
@@ -119,7 +119,7 @@ read_planned_overrides(const char *root, const struct vgp_engine_opts *o, struct
 
 			if (vgp_read_locked_attr(root, d->addr, "driver_override", ms, ov, sizeof ov, &e) < 0) {
 				if (e->status == ETIMEDOUT)
-					log_warn("%s", e->msg);
+					log_warn("%s", vgp_error_text(e));
 				continue;
 			}
 			if (strcmp(ov, "(null)") != 0)

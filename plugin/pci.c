@@ -101,190 +101,6 @@ cmp_addr(const void *a, const void *b)
 	return strcmp(((const struct vgp_pci_dev *) a)->addr, ((const struct vgp_pci_dev *) b)->addr);
 }
 
-static int
-cmp_holder(const void *a, const void *b)
-{
-	const struct vgp_holder *x = a, *y = b;
-
-	return (x->pid > y->pid) - (x->pid < y->pid);
-}
-
-/* ------------------------------------------------------------------------------------------- /proc holders */
-
-struct fd_hit {
-	int pid;
-	dev_t rdev;
-	char comm[64];
-};
-
-struct hits {
-	struct fd_hit *v;
-	size_t n, cap;
-};
-
-/* Every (pid, rdev) where <host-root>/proc/<pid>/fd/<n> is a character device that match() accepts, once per
- * pid and rdev. Processes that vanish or cannot be read while we look are skipped. */
-static int
-proc_scan(const char *host_root, bool (*match)(dev_t rdev, const void *ctx), const void *ctx, struct hits *out,
-	  vgp_error_t *err)
-{
-	char path[PATH_MAX];
-	_cleanup_closedir_ DIR *proc = NULL;
-	struct dirent *de;
-
-	if (vgp_host_path(path, sizeof path, host_root, "/proc") < 0)
-		return vgp_make_error(err, errno, "host path for /proc");
-	proc = opendir(path);
-	if (proc == NULL)
-		return vgp_make_error(err, errno, "open %s", path);
-	while ((de = readdir(proc)) != NULL) {
-		_cleanup_closedir_ DIR *fds = NULL;
-		struct dirent *fe;
-		size_t first = out->n;
-		char *end;
-		long pid;
-		int pfd;
-
-		if (!isdigit((unsigned char) de->d_name[0]))
-			continue;
-		errno = 0;
-		pid = strtol(de->d_name, &end, 10);
-		if (*end != '\0' || errno != 0 || pid <= 0 || pid > INT_MAX)
-			continue;
-		pfd = openat(dirfd(proc), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (pfd < 0)
-			continue;
-		{
-			int ffd = openat(pfd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-			if (ffd >= 0) {
-				fds = fdopendir(ffd);
-				if (fds == NULL)
-					close(ffd);
-			}
-		}
-		if (fds == NULL) {
-			close(pfd);
-			continue;
-		}
-		while ((fe = readdir(fds)) != NULL) {
-			struct stat st;
-			bool dup = false;
-
-			if (fe->d_name[0] == '.')
-				continue;
-			if (fstatat(dirfd(fds), fe->d_name, &st, 0) < 0)
-				continue;
-			if (!S_ISCHR(st.st_mode) || !match(st.st_rdev, ctx))
-				continue;
-			for (size_t i = first; i < out->n && !dup; i++)
-				dup = out->v[i].rdev == st.st_rdev;
-			if (dup)
-				continue;
-			if (out->n == out->cap) {
-				size_t cap = out->cap ? out->cap * 2 : 8;
-				struct fd_hit *v = realloc(out->v, cap * sizeof *v);
-
-				if (v == NULL) {
-					close(pfd);
-					return vgp_make_error(err, ENOMEM, "scan %s", path);
-				}
-				out->v = v;
-				out->cap = cap;
-			}
-			out->v[out->n++] = (struct fd_hit) { .pid = (int) pid, .rdev = st.st_rdev };
-		}
-		if (out->n > first) {
-			char comm[64] = "";
-			int cfd = openat(pfd, "comm", O_RDONLY | O_CLOEXEC);
-			ssize_t r = cfd >= 0 ? read(cfd, comm, sizeof comm - 1) : -1;
-
-			if (cfd >= 0)
-				close(cfd);
-			if (r <= 0) {
-				out->n = first; /* gone while we looked */
-			} else {
-				comm[r] = '\0';
-				comm[strcspn(comm, "\n")] = '\0';
-				for (size_t i = first; i < out->n; i++)
-					vgp_escape(comm, out->v[i].comm, sizeof out->v[i].comm);
-			}
-		}
-		close(pfd);
-	}
-	return 0;
-}
-
-static bool
-match_rdev(dev_t rdev, const void *ctx)
-{
-	return rdev == *(const dev_t *) ctx;
-}
-
-static bool
-match_nvidia(dev_t rdev, const void *ctx)
-{
-	(void) ctx;
-	return major(rdev) == VGP_NVIDIA_MAJOR;
-}
-
-/* The holders among hits whose rdev is `rdev`, sorted by pid. */
-static int
-holders_of(const struct hits *h, dev_t rdev, struct vgp_holder **out, size_t *n, vgp_error_t *err)
-{
-	struct vgp_holder *v = NULL;
-	size_t k = 0;
-
-	*out = NULL;
-	*n = 0;
-	for (size_t i = 0; i < h->n; i++)
-		if (h->v[i].rdev == rdev)
-			k++;
-	if (k == 0)
-		return 0;
-	v = calloc(k, sizeof *v);
-	if (v == NULL)
-		return vgp_make_error(err, ENOMEM, "holders");
-	k = 0;
-	for (size_t i = 0; i < h->n; i++)
-		if (h->v[i].rdev == rdev) {
-			v[k].pid = h->v[i].pid;
-			memcpy(v[k].comm, h->v[i].comm, sizeof v[k].comm);
-			k++;
-		}
-	qsort(v, k, sizeof *v, cmp_holder);
-	*out = v;
-	*n = k;
-	return 0;
-}
-
-int
-vgp_rdev_holders(const char *host_root, unsigned long rdev, struct vgp_holder **out, size_t *n, vgp_error_t *err)
-{
-	struct hits h = { 0 };
-	dev_t want = (dev_t) rdev;
-	int r;
-
-	*out = NULL;
-	*n = 0;
-	r = proc_scan(host_root, match_rdev, &want, &h, err);
-	if (r == 0)
-		r = holders_of(&h, want, out, n, err);
-	free(h.v);
-	return r;
-}
-
-int
-vgp_nvidia_holders(const char *host_root, int minor, struct vgp_holder **out, size_t *n, vgp_error_t *err)
-{
-	if (minor < 0 || minor > 255) {
-		*out = NULL;
-		*n = 0;
-		return vgp_make_error(err, EINVAL, "nvidia minor %d out of range", minor);
-	}
-	return vgp_rdev_holders(host_root, (unsigned long) makedev(VGP_NVIDIA_MAJOR, (unsigned) minor), out, n, err);
-}
-
 /* ------------------------------------------------------------------------------------------- node-wide facts */
 
 static int
@@ -321,11 +137,10 @@ add_cmdline_id(struct vgp_inventory *inv, uint32_t id, vgp_error_t *err)
 	for (size_t i = 0; i < inv->n_cmdline_ids; i++)
 		if (inv->cmdline_ids[i] == id)
 			return 0;
-	v = realloc(inv->cmdline_ids, (inv->n_cmdline_ids + 1) * sizeof *v);
+	v = vgp_array_push(&inv->cmdline_ids, &inv->n_cmdline_ids, sizeof *v);
 	if (v == NULL)
 		return vgp_make_error(err, ENOMEM, "cmdline ids");
-	inv->cmdline_ids = v;
-	v[inv->n_cmdline_ids++] = id;
+	*v = id;
 	return 0;
 }
 
@@ -459,8 +274,10 @@ scan_libpci(const char *host_root, const char *pci_ids, struct vgp_inventory *in
 	acc->method = PCI_ACCESS_SYS_BUS_PCI;
 	/* Names from the file alone: no udev hwdb, no DNS, no ~/.pciids-cache. */
 	acc->id_lookup_mode = PCI_LOOKUP_NO_HWDB;
-	pci_set_param(acc, "sysfs.path", sysbus);
-	pci_set_param(acc, "hwdb.disable", "1"); /* -1 when libpci was built without hwdb: nothing to disable */
+	/* libpci's parameters are char *, not const: give it writable copies */
+	char k_sysfs[] = "sysfs.path", k_hwdb[] = "hwdb.disable", v_hwdb[] = "1";
+	pci_set_param(acc, k_sysfs, sysbus);
+	pci_set_param(acc, k_hwdb, v_hwdb); /* -1 when libpci was built without hwdb: nothing to disable */
 	if (pci_ids != NULL)
 		pci_set_name_list_path(acc, (char *) pci_ids, 0);
 	pci_init(acc);
@@ -639,23 +456,9 @@ vgp_inventory_scan_ex(const char *host_root, const char *pci_ids, const char *co
 		any_nvidia |= inv->devs[i].nvidia_minor >= 0;
 	}
 
-	if (any_nvidia) {
-		/* One pass over /proc for every GPU, not one per GPU. */
-		struct hits h = { 0 };
-		int r = proc_scan(host_root, match_nvidia, NULL, &h, err);
-
-		for (size_t i = 0; r == 0 && i < inv->n; i++) {
-			struct vgp_pci_dev *d = &inv->devs[i];
-
-			if (d->nvidia_minor >= 0)
-				r = holders_of(&h, makedev(VGP_NVIDIA_MAJOR, (unsigned) d->nvidia_minor), &d->holders,
-					       &d->n_holders, err);
-		}
-		free(h.v);
-		if (r < 0) {
-			vgp_error_wrap(err, "holders of /dev/nvidia*");
-			goto fail;
-		}
+	if (any_nvidia && vgp_inventory_nvidia_holders(host_root, inv, err) < 0) {
+		vgp_error_wrap(err, "holders of /dev/nvidia*");
+		goto fail;
 	}
 
 	if (vgp_host_path(path, sizeof path, host_root, "/sys/kernel/iommu_groups") == 0 &&
@@ -800,18 +603,4 @@ vgp_inventory_cmdline_claims(const struct vgp_inventory *inv, const struct vgp_p
 		if (inv->cmdline_ids[i] == id)
 			return true;
 	return false;
-}
-
-void
-vgp_holders_text(const struct vgp_holder *h, size_t n, char *buf, size_t len)
-{
-	size_t off = 0;
-	char item[64];
-
-	if (len > 0)
-		buf[0] = '\0';
-	for (size_t i = 0; i < n; i++) {
-		snprintf(item, sizeof item, "pid %d (%s)", h[i].pid, h[i].comm);
-		vgp_list_append(buf, len, &off, item);
-	}
 }

@@ -79,6 +79,8 @@ bool vgp_inventory_cmdline_claims(const struct vgp_inventory *inv, const struct 
  * one entry per process, sorted by pid; processes that vanish while we look are skipped. -1 when <host-root>/proc
  * cannot be read. */
 int vgp_nvidia_holders(const char *host_root, int minor, struct vgp_holder **out, size_t *n, vgp_error_t *err);
+/* The holders of every GPU of inv with an nvidia minor (d->holders), in one pass over <host-root>/proc. */
+int vgp_inventory_nvidia_holders(const char *host_root, struct vgp_inventory *inv, vgp_error_t *err);
 /* Holders of any file whose st_rdev equals rdev (used for /dev/vfio/<group> by release). */
 int vgp_rdev_holders(const char *host_root, unsigned long rdev, struct vgp_holder **out, size_t *n,
 		     vgp_error_t *err);

@@ -18,10 +18,26 @@ enum vgp_action {
 	VGP_ACT_INELIGIBLE,  /* cannot be passed through: reason says why */
 };
 
+/* Why a GPU cannot be passed through (action VGP_ACT_INELIGIBLE), the first that applies. The decisions use this;
+ * reason holds the text made from it, for display only. */
+enum vgp_ineligible {
+	VGP_INEL_NONE,       /* not ineligible */
+	VGP_INEL_DOMAIN,     /* PCI domain above ffff: KubeVirt reads only 4-digit domains */
+	VGP_INEL_IOMMU_OFF,  /* the node has no IOMMU groups */
+	VGP_INEL_NO_GROUP,   /* the function has no IOMMU group */
+	VGP_INEL_NVSWITCH,   /* an NVSwitch shares its IOMMU group */
+	VGP_INEL_FOREIGN,    /* a function of another card shares its IOMMU group */
+	VGP_INEL_SRIOV,      /* SR-IOV VFs are enabled */
+	VGP_INEL_BOOT_VGA,   /* it drives the console */
+	VGP_INEL_EXCLUDED,   /* the bind engine excluded it (busy at bind time, stuck): exclude_why */
+	VGP_INEL_BUSY,       /* held by a process under busy policy skip */
+};
+
 struct vgp_plan_gpu {
 	size_t dev;              /* index into inventory->devs */
 	enum vgp_action action;
-	char reason[192];        /* see plan.c's header for every string */
+	char reason[192];        /* for display only: see plan.c's header for every string */
+	enum vgp_ineligible ineligible; /* why it is ineligible (VGP_INEL_NONE for the other actions) */
 	int entry;               /* the entry that selected it (bind/passthrough), else the first entry that matches
 	                            it, -1 = none */
 	char resource[VGP_RESOURCE_LEN]; /* "nvidia.com/AD102GL_L40S" when selected (bind/passthrough), else "" */

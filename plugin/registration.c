@@ -27,12 +27,15 @@
 
 #include "api.pb-c.h"
 #include "log.h"
-#include "server.h"
+#include "grpc_server.h"
+#include "metrics.h"
 #include "util.h"
 
+/* (registration.h) Longer than a step for a reason: the gRPC C core's six-op client batch, its cancellable wait
+ * and its teardown are one sequence (docs/architecture.md §11). */
 int
 vgp_register_once(const char *kubelet_dir, const char *resource, const char *endpoint, int timeout_ms,
-		  const struct vgp_sock_id *expect, const volatile bool *cancel, vgp_error_t *err)
+		  const struct vgp_sock_id *expect, const atomic_bool *cancel, vgp_error_t *err)
 {
 	V1beta1__RegisterRequest req = V1BETA1__REGISTER_REQUEST__INIT;
 	V1beta1__DevicePluginOptions opts;
@@ -63,7 +66,6 @@ vgp_register_once(const char *kubelet_dir, const char *resource, const char *end
 			return vgp_make_error(err, ESTALE, "%s: re-created since it was last looked at", sock);
 	}
 
-	grpc_init(); /* refcounted: callable without a registrar */
 	vgp_server_options(&opts);
 	req.version = (char *) "v1beta1";
 	req.endpoint = (char *) endpoint;
@@ -115,7 +117,7 @@ vgp_register_once(const char *kubelet_dir, const char *resource, const char *end
 				NULL);
 			if (ev.type == GRPC_OP_COMPLETE)
 				break;
-			if (!cancelled && cancel != NULL && *cancel) {
+			if (!cancelled && cancel != NULL && atomic_load(cancel)) {
 				grpc_call_cancel(call, NULL);
 				cancelled = true;
 			}
@@ -141,7 +143,6 @@ vgp_register_once(const char *kubelet_dir, const char *resource, const char *end
 	grpc_byte_buffer_destroy(send_bb);
 	if (recv_bb != NULL)
 		grpc_byte_buffer_destroy(recv_bb);
-	grpc_shutdown();
 	return ret;
 }
 
@@ -252,7 +253,7 @@ struct vgp_registrar {
 	pthread_cond_t cond;
 	pthread_t thread;
 	bool thread_started;
-	volatile bool stop;
+	atomic_bool stop;             /* set by vgp_registrar_stop, read by the thread and by an attempt in flight */
 	char *kubelet_dir;
 	struct reg_state *res;
 	size_t n;
@@ -285,13 +286,15 @@ notify(struct vgp_registrar *r)
 	}
 }
 
+/* The registration thread. Longer than a step for a reason: one loop that picks a resource, waits out its backoff,
+ * attempts and records the result, under one mutex. */
 static void *
 reg_thread(void *arg)
 {
 	struct vgp_registrar *r = arg;
 
 	pthread_mutex_lock(&r->mu);
-	while (!r->stop) {
+	while (!atomic_load(&r->stop)) {
 		struct timespec now, wake = { 0, 0 };
 		size_t pick = SIZE_MAX;
 		bool any = false;
@@ -338,12 +341,13 @@ reg_thread(void *arg)
 		}
 		pthread_mutex_lock(&r->mu);
 		s->in_flight = false;
-		if (r->stop)
+		if (atomic_load(&r->stop))
 			break;
 		if (s->gen != gen)
 			continue; /* asked again meanwhile (new socket): register again at once */
 		if (rc < 0 && err != NULL && err->status == ESTALE)
 			continue; /* kubelet.sock changed under us: look again at once, no backoff */
+		vgp_metrics_registration(s->resource, rc == 0);
 		if (rc == 0) {
 			s->pending = false;
 			s->registered = true;
@@ -357,10 +361,10 @@ reg_thread(void *arg)
 			ts_add_ms(&s->next_try, s->backoff_ms);
 			if (s->failures++ == 0 || s->backoff_ms >= VGP_REGISTER_BACKOFF_MAX_MS)
 				log_warn("%s: registration failed: %s; retrying in %d ms", s->resource,
-					 err ? err->msg : "out of memory", s->backoff_ms);
+					 err ? vgp_error_text(err) : "out of memory", s->backoff_ms);
 			else
 				log_debug("%s: registration failed: %s; retrying in %d ms", s->resource,
-					  err ? err->msg : "out of memory", s->backoff_ms);
+					  err ? vgp_error_text(err) : "out of memory", s->backoff_ms);
 			s->backoff_ms *= 2;
 			if (s->backoff_ms > VGP_REGISTER_BACKOFF_MAX_MS)
 				s->backoff_ms = VGP_REGISTER_BACKOFF_MAX_MS;
@@ -382,13 +386,13 @@ vgp_registrar_start(struct vgp_registrar **out, const char *kubelet_dir, const c
 	r = calloc(1, sizeof *r);
 	if (r == NULL)
 		return vgp_make_error(err, ENOMEM, "registrar");
+	atomic_init(&r->stop, false);
 	r->efd = -1;
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&r->cond, &ca);
 	pthread_condattr_destroy(&ca);
-	grpc_init();
 	r->kubelet_dir = strdup(kubelet_dir);
 	r->res = calloc(n ? n : 1, sizeof *r->res);
 	r->n = n;
@@ -493,7 +497,7 @@ vgp_registrar_stop(struct vgp_registrar *r)
 	if (r == NULL)
 		return;
 	pthread_mutex_lock(&r->mu);
-	r->stop = true;
+	atomic_store(&r->stop, true);
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->mu);
 	if (r->thread_started)
@@ -509,5 +513,4 @@ vgp_registrar_stop(struct vgp_registrar *r)
 	pthread_cond_destroy(&r->cond);
 	pthread_mutex_destroy(&r->mu);
 	free(r);
-	grpc_shutdown();
 }

@@ -4,12 +4,15 @@
 #ifndef VGP_REGISTRATION_H
 #define VGP_REGISTRATION_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 #include <time.h>
 
 #include "error.h"
+
+/* gRPC is initialised by the caller (vgp_serve_run owns grpc_init/grpc_shutdown; a test calls them itself). */
 
 #define VGP_REGISTER_TIMEOUT_MS 15000
 #define VGP_REGISTER_BACKOFF_MIN_MS 1000
@@ -34,7 +37,7 @@ bool vgp_sock_id_eq(const struct vgp_sock_id *a, const struct vgp_sock_id *b);
  * *err filled (ENOENT when kubelet.sock is missing, ECONNREFUSED when it refuses, the gRPC status text
  * otherwise). */
 int vgp_register_once(const char *kubelet_dir, const char *resource, const char *endpoint, int timeout_ms,
-		      const struct vgp_sock_id *expect, const volatile bool *cancel, vgp_error_t *err);
+		      const struct vgp_sock_id *expect, const atomic_bool *cancel, vgp_error_t *err);
 
 /* Warn (log) about other sockets in the directory that look like they serve the same resource NAME, e.g.
  * NVIDIA's sandbox plugin's kubevirt-<NAME>.sock: the last one to register wins and the two flap. Returns how

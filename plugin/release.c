@@ -169,7 +169,7 @@ check_holders(struct eng *e, struct rel *r, bool force)
 	size_t nh = 0;
 
 	if (vfio_holders(e, r->group, r->f, r->nf, held, sizeof held, &nh, &err) < 0) {
-		eng_result(e, r->gpu, "", VGP_OUT_FAILED, 0, r->nf, "%s: holders of its VFIO nodes: %s", r->gpu, err->msg);
+		eng_result(e, r->gpu, "", VGP_OUT_FAILED, 0, r->nf, "%s: holders of its VFIO nodes: %s", r->gpu, vgp_error_text(err));
 		return 1;
 	}
 	if (nh == 0)
@@ -193,21 +193,21 @@ restore_all(struct eng *e, struct rel *r)
 	size_t ngone = 0;
 
 	if (eng_preconditions(e, false, &err) < 0) {
-		eng_result(e, r->gpu, "", VGP_OUT_FAILED, 0, r->nf, "%s", err->msg);
+		eng_result(e, r->gpu, "", VGP_OUT_FAILED, 0, r->nf, "%s", vgp_error_text(err));
 		return 1;
 	}
 	for (size_t i = 0; i < r->nf; i++)
 		if (r->f[i].journaled)
 			eng_jstate(e, r->f[i].addr, VGP_J_RELEASING);
 	if (eng_jsave(e, &err) < 0) {
-		eng_result(e, r->gpu, "", VGP_OUT_FAILED, 0, r->nf, "%s: step journal: %s", r->gpu, err->msg);
+		eng_result(e, r->gpu, "", VGP_OUT_FAILED, 0, r->nf, "%s: step journal: %s", r->gpu, vgp_error_text(err));
 		return 1;
 	}
 	for (size_t i = 0; i < r->nf; i++) {
 		_cleanup_error_ vgp_error_t ferr = NULL;
 		bool stuck = false;
 		if (fn_restore(e, r->f[i].addr, r->f[i].orig, !r->f[i].journaled, &stuck, &ferr) < 0) {
-			why_add(r, ferr->msg);
+			why_add(r, vgp_error_text(ferr));
 			if (stuck) {
 				r->stuck_any = true;
 				eng_jstate(e, r->f[i].addr, VGP_J_STUCK);
@@ -219,11 +219,11 @@ restore_all(struct eng *e, struct rel *r)
 		eng_addr_add(&gone, &ngone, r->f[i].addr);
 	}
 	if (eng_jsave(e, &err) < 0) {
-		why_add(r, err->msg);
+		why_add(r, vgp_error_text(err));
 		vgp_error_release(&err);
 	}
 	if (ngone && udev_drop(e, gone, ngone, &err) < 0)
-		why_add(r, err->msg);
+		why_add(r, vgp_error_text(err));
 	return 0;
 }
 

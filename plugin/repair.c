@@ -54,7 +54,7 @@ restore_gpu(struct eng *e, const char *gpu, struct repair *r)
 		}
 		r->changed = true;
 		if (fn_restore(e, x->addr, x->orig_driver, false, &stuck, &rerr) < 0) {
-			log_error("repair: %s", rerr->msg);
+			log_error("repair: %s", vgp_error_text(rerr));
 			x->state = stuck ? VGP_J_STUCK : VGP_J_BINDING;
 			if (stuck)
 				eng_exclude(e, gpu, "stuck: a reboot is needed (its unbind timed out)");
@@ -114,7 +114,7 @@ repair_strays(struct eng *e, const struct vgp_plan_gpu *g, struct repair *r, vgp
 			 g->reason);
 		r->changed = true;
 		if (fn_restore(e, d->addr, je ? je->orig_driver : "", je == NULL, &stuck, &rerr) < 0) {
-			log_error("repair: %s", rerr->msg);
+			log_error("repair: %s", vgp_error_text(rerr));
 			continue;
 		}
 		if (je) {

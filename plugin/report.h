@@ -26,7 +26,8 @@ enum vgp_kv_layout {
 void vgp_report_kubevirt_layout(FILE *out, const struct vgp_inventory *inv, const struct vgp_plan *plan,
 				enum vgp_kv_layout layout);
 
-/* The udev rule text for a list of functions (design §7): one line per address. Returns a malloc'd string. */
+/* The udev rule text for a list of functions (docs/architecture.md §7): one line per address. Returns a malloc'd
+ * string. */
 char *vgp_udev_rules_text(const char *const *addrs, size_t n);
 /* The functions the plan puts on vfio-pci (every member of every bind/passthrough GPU), address order.
  * Returns a malloc'd array of pointers into inv (free the array only). */

@@ -1,6 +1,8 @@
-/* stop.c — deferred stop signals (stop.h): a mask and a look at what is pending. Owns stop.h. */
+/* stop.c — deferred stop signals (stop.h): the one set of stop signals, its mask and a look at what is pending.
+ * Owns stop.h. */
 #include "stop.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -20,15 +22,21 @@ vgp_stop_requested(void)
 }
 
 void
+vgp_stop_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+}
+
+void
 vgp_stop_defer(void)
 {
 	sigset_t mask;
 
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
+	vgp_stop_signals(&mask);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 }
 
 int

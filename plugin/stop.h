@@ -4,7 +4,12 @@
 #ifndef VGP_STOP_H
 #define VGP_STOP_H
 
-/* Block SIGINT, SIGTERM and SIGHUP in the calling thread (they stay pending until read or unblocked). */
+#include <signal.h>
+
+/* The stop signals: SIGTERM, SIGINT, SIGHUP (serve's signalfd reads the same set). */
+void vgp_stop_signals(sigset_t *set);
+/* Block the stop signals in the calling thread and the threads it starts after (they stay pending until read or
+ * unblocked). Idempotent. */
 void vgp_stop_defer(void);
 /* The pending stop signal (SIGTERM first, then SIGINT, SIGHUP), 0 when none. Consumes nothing. */
 int vgp_stop_pending(void);

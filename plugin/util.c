@@ -2,6 +2,8 @@
 #include "util.h"
 
 #include <ctype.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +102,22 @@ vgp_hash64(const char *s)
 	for (const unsigned char *p = (const unsigned char *) s; p && *p; p++)
 		h = (h ^ *p) * 1099511628211ULL;
 	return h;
+}
+
+void *
+vgp_array_push(void *arr, size_t *n, size_t elem_size)
+{
+	void **a = arr;
+	char *nv;
+
+	if (elem_size == 0 || *n >= SIZE_MAX / elem_size - 1)
+		return NULL;
+	nv = realloc(*a, (*n + 1) * elem_size);
+	if (nv == NULL)
+		return NULL;
+	*a = nv;
+	memset(nv + *n * elem_size, 0, elem_size);
+	return nv + (*n)++ * elem_size;
 }
 
 void

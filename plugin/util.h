@@ -29,6 +29,11 @@ static inline void vgp_closedirp(DIR **d) { if (*d) closedir(*d); }
  * function's identity. */
 #define VGP_ADDR_LEN 20
 
+/* Grow the array *arr (a pointer to the array pointer; *n elements of elem_size bytes) by one zeroed element at
+ * the end: *n is incremented and the new element returned. NULL when out of memory (*arr and *n unchanged). The
+ * one helper for every list built one element at a time. */
+void *vgp_array_push(void *arr, size_t *n, size_t elem_size);
+
 /* Normalise "3b:00.0", "0000:3B:00.0" or "10000:b0:00.0" to the kernel's form ("%04x:%02x:%02x.%x" of the full
  * domain). Returns 0, or -1 when malformed (a domain of more than 8 hex digits included). Pure. */
 int vgp_addr_normalize(const char *in, char out[VGP_ADDR_LEN]);
@@ -36,8 +41,9 @@ int vgp_addr_normalize(const char *in, char out[VGP_ADDR_LEN]);
 unsigned long vgp_addr_domain(const char *addr);
 
 /* Copy s into out (len bytes, always terminated, cut before an escape that would not fit) with every control byte
- * (C0, DEL), every byte of invalid UTF-8 or of a C1 control, and the backslash written as \xHH: strings taken from the node (process names, command lines, pci.ids names, sysfs values) never
- * reach a terminal or a log as control sequences. Returns out. Pure. */
+ * (C0, DEL), every byte of invalid UTF-8 or of a C1 control, and the backslash written as \xHH: strings taken from
+ * the node (process names, command lines, pci.ids names, sysfs values) never reach a terminal or a log as control
+ * sequences. Returns out. Pure. */
 char *vgp_escape(const char *s, char *out, size_t len);
 
 /* FNV-1a 64 of a string: short stable names (socket names, lock names). Pure. */

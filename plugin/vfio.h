@@ -1,4 +1,4 @@
-/* vfio.h — the bind engine (design §5, §7): carries out the plan, moving each planned GPU with every other function
+/* vfio.h — the bind engine (docs/architecture.md §1, §5, §8): carries out the plan, moving each planned GPU with every other function
  * of its IOMMU group to vfio-pci, step by step verified, journaled before the first write to a device, rolled
  * back when a step fails; repairs what a killed run left behind; gives GPUs back (release). It never prints:
  * main() shows the per-GPU results; progress lines go through log.h (info level).
@@ -52,8 +52,8 @@ struct vgp_engine_opts {
 	size_t n_pt;
 	int unbind_timeout_ms;           /* 0 = VGP_UNBIND_TIMEOUT_MS_DEFAULT */
 	int vfio_wait_ms;                /* 0 = VGP_VFIO_WAIT_MS_DEFAULT: bounded wait for driver links, /dev/vfio/<g> */
-	bool shortfall_ok;               /* false (bind): a count larger than the eligible GPUs is a usage error
-	                                    (exit 2) before any write; true (serve): bind what exists */
+	bool shortfall_ok;               /* false (bind): a count larger than the eligible GPUs is an invalid-input
+	                                    error (exit 2) before any write; true (serve): bind what exists */
 };
 
 struct vgp_engine_report {
@@ -73,9 +73,9 @@ int vgp_plan_node(const struct vgp_engine_opts *o, struct vgp_inventory *inv, st
 		  vgp_error_t *err);
 
 /* Repair (journal entries of this boot left in flight by a killed run; half-bound groups), then bind every
- * planned GPU. Returns 0 when every planned GPU ended on vfio-pci; -1 with *err otherwise: a precondition (exit_code
- * 1, nothing written; the IOMMU off is one as soon as the config matches a GPU of the node, before the shortfall
- * it causes), a shortfall (exit_code 2, nothing written), busy under policy fail/wait (holders, or an nvidia unbind
+ * planned GPU. Returns 0 when every planned GPU ended on vfio-pci; -1 with *err otherwise: a precondition (kind
+ * runtime, nothing written; the IOMMU off is one as soon as the config matches a GPU of the node, before the
+ * shortfall it causes), a shortfall (kind invalid input, naming the config file; nothing written), busy under policy fail/wait (holders, or an nvidia unbind
  * lock refused: every lock is taken before the first sysfs write, nothing written), or a summary of the GPUs that
  * did not make it (their results in rep). rep is filled in every case (free it with vgp_engine_report_free). */
 int vgp_bind(const struct vgp_engine_opts *o, struct vgp_engine_report *rep, vgp_error_t *err);

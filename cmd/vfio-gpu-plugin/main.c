@@ -16,16 +16,22 @@
 #include "instance.h"
 #include "journal.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
+#include "metrics_report.h"
+#include "nfd_features.h"
 #include "pci.h"
 #include "plan.h"
 #include "registration.h"
 #include "report.h"
-#include "serve.h"
+#include "serve_loop.h"
+#include "served_table.h"
 #include "stop.h"
-#include "served.h"
 #include "vfio.h"
 
-#define VGP_VERSION "0.1.0"
+#ifndef VGP_VERSION
+#error "VGP_VERSION comes from the Makefile (VERSION)"
+#endif
 
 struct opts {
 	const char *command;
@@ -42,6 +48,8 @@ struct opts {
 	char state_file[4096];
 	char kubelet_dir[4096];
 	const char *status_file;
+	const char *metrics_address;
+	char nfd_dir[4096];         /* "" = off */
 	double unbind_timeout, vfio_wait, reconcile_interval, lock_wait;
 	bool json, force, hco, ready;
 	const char *role;
@@ -89,6 +97,10 @@ static const char usage_text[] =
 	"                           (default <host-root>/var/lib/kubelet/device-plugins)\n"
 	"  --status-file FILE       status written by serve, read by health (default /run/vfio-gpu-plugin/status.json)\n"
 	"  --reconcile-interval SEC periodic re-check of every served GPU (default 5)\n"
+	"  --metrics-address ADDR   Prometheus /metrics on [HOST]:PORT, or off (default " VGP_METRICS_DEFAULT_ADDRESS ")\n"
+	"  --nfd-features-dir DIR   node-feature-discovery's features.d: serve writes the node labels there, release\n"
+	"                           of every GPU removes them; off disables\n"
+	"                           (default <host-root>" VGP_NFD_DEFAULT_DIR ")\n"
 	"\n"
 	"Binding:\n"
 	"  --unbind-timeout SEC     give up on a driver unbind after SEC; the GPU is then stuck (default 10)\n"
@@ -111,7 +123,8 @@ static const char usage_text[] =
 enum {
 	OPT_CONFIG = 256, OPT_DEVICE, OPT_COUNT, OPT_ADDRESS, OPT_HOST_ROOT, OPT_PCI_IDS, OPT_NODE_NAME,
 	OPT_STATE_FILE, OPT_KUBELET_DIR, OPT_STATUS_FILE, OPT_UNBIND_TIMEOUT, OPT_VFIO_WAIT,
-	OPT_RECONCILE, OPT_LOCK_WAIT, OPT_LOG_LEVEL, OPT_JSON, OPT_FORCE, OPT_HCO, OPT_HCO_API, OPT_ROLE, OPT_READY,
+	OPT_RECONCILE, OPT_LOCK_WAIT, OPT_METRICS_ADDRESS, OPT_NFD_DIR, OPT_LOG_LEVEL, OPT_JSON, OPT_FORCE, OPT_HCO,
+	OPT_HCO_API, OPT_ROLE, OPT_READY,
 };
 
 static const struct option long_opts[] = {
@@ -129,6 +142,8 @@ static const struct option long_opts[] = {
 	{ "vfio-wait", required_argument, NULL, OPT_VFIO_WAIT },
 	{ "reconcile-interval", required_argument, NULL, OPT_RECONCILE },
 	{ "lock-wait", required_argument, NULL, OPT_LOCK_WAIT },
+	{ "metrics-address", required_argument, NULL, OPT_METRICS_ADDRESS },
+	{ "nfd-features-dir", required_argument, NULL, OPT_NFD_DIR },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "force", no_argument, NULL, OPT_FORCE },
@@ -146,11 +161,10 @@ static const char *const commands[] = { "serve", "plan", "bind", "release", "kub
 static int
 push(char ***v, size_t *n, char *s, vgp_error_t *err)
 {
-	char **nv = realloc(*v, (*n + 1) * sizeof **v);
+	char **nv = vgp_array_push(v, n, sizeof **v);
 	if (nv == NULL)
 		return vgp_make_error(err, ENOMEM, "flags");
-	nv[(*n)++] = s;
-	*v = nv;
+	*nv = s;
 	return 0;
 }
 
@@ -180,14 +194,18 @@ role_valid(const char *r)
 	return true;
 }
 
+/* Flags and the command into o. Longer than a step for a reason: one getopt switch with a case per flag, then the
+ * checks between flags; split, the flag table would be spread over several functions. */
 static int
 parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 {
-	const char *state_file = NULL, *kubelet_dir = NULL;
-	int c, lvl;
+	const char *state_file = NULL, *kubelet_dir = NULL, *nfd_dir = NULL;
+	char host[256];
+	int c, lvl, port;
 
 	o->host_root = "/";
 	o->status_file = "/run/vfio-gpu-plugin/status.json";
+	o->metrics_address = VGP_METRICS_DEFAULT_ADDRESS;
 	o->unbind_timeout = 10;
 	o->vfio_wait = 5;
 	o->reconcile_interval = 5;
@@ -206,6 +224,11 @@ parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 		case OPT_STATE_FILE: state_file = optarg; break;
 		case OPT_KUBELET_DIR: kubelet_dir = optarg; break;
 		case OPT_STATUS_FILE: o->status_file = optarg; break;
+		case OPT_METRICS_ADDRESS:
+			if (vgp_metrics_address_parse(optarg, host, sizeof host, &port, err) < 0) return -1;
+			o->metrics_address = optarg;
+			break;
+		case OPT_NFD_DIR: nfd_dir = optarg; break;
 		case OPT_UNBIND_TIMEOUT:
 			if (parse_seconds("--unbind-timeout", optarg, &o->unbind_timeout, err) < 0) return -1;
 			break;
@@ -267,7 +290,7 @@ parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 						 "selection in the file");
 	/* a pci.ids file that is not there is a mistake on the command line, like a missing --config file */
 	if (o->pci_ids != NULL && access(o->pci_ids, R_OK) < 0)
-		return vgp_make_usage_error(err, "--pci-ids '%s': %s", o->pci_ids, strerror(errno));
+		return vgp_make_input_error(err, errno, "--pci-ids '%s'", o->pci_ids);
 	/* the role goes into a resource name and a label of the MachineConfig: a DNS label */
 	if (!role_valid(o->role))
 		return vgp_make_usage_error(err, "--role '%s': expected a MachineConfigPool role (lower-case letters, "
@@ -287,6 +310,12 @@ parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 			return vgp_make_usage_error(err, "--state-file: path too long");
 	} else if (vgp_host_path(o->state_file, sizeof o->state_file, o->host_root,
 			       "/var/lib/vfio-gpu-plugin/state.json") < 0)
+		return vgp_make_usage_error(err, "--host-root '%s': path too long", o->host_root);
+	if (nfd_dir != NULL) {
+		if (strcmp(nfd_dir, "off") != 0 &&
+		    snprintf(o->nfd_dir, sizeof o->nfd_dir, "%s", nfd_dir) >= (int) sizeof o->nfd_dir)
+			return vgp_make_usage_error(err, "--nfd-features-dir: path too long");
+	} else if (vgp_host_path(o->nfd_dir, sizeof o->nfd_dir, o->host_root, VGP_NFD_DEFAULT_DIR) < 0)
 		return vgp_make_usage_error(err, "--host-root '%s': path too long", o->host_root);
 	if (kubelet_dir != NULL) {
 		if (snprintf(o->kubelet_dir, sizeof o->kubelet_dir, "%s", kubelet_dir) >= (int) sizeof o->kubelet_dir)
@@ -339,26 +368,12 @@ load_config(const struct opts *o, struct node_state *s, vgp_error_t *err)
 	return 0;
 }
 
-/* An error of the plan about the config (invalid input that names a JSON path of it, e.g. "passthrough[0]: count 9
- * but only 7 GPUs match", two entries giving one resource): say which file. Returns -1. */
-static int
-in_config(const struct node_state *s, vgp_error_t *err)
-{
-	const char *m = *err != NULL ? (*err)->msg : NULL;
-	if (m != NULL && (*err)->exit_code == 2 && s->cfg.source != NULL &&
-	    (strncmp(m, "passthrough[", 12) == 0 || strncmp(m, "nodes[", 6) == 0))
-		vgp_error_wrap(err, "%s", s->cfg.source);
-	return -1;
-}
-
 static int
 load_node(const struct opts *o, struct node_state *s, vgp_error_t *err)
 {
 	if (load_config(o, s, err) < 0)
 		return -1;
-	if (vgp_plan_node(&s->eo, &s->inv, &s->plan, err) < 0)
-		return in_config(s, err);
-	return 0;
+	return vgp_plan_node(&s->eo, &s->inv, &s->plan, err);
 }
 
 static int
@@ -484,9 +499,6 @@ cmd_bind(const struct opts *o, vgp_error_t *err)
 		ret = lock_journal(o, &lk, err);
 	if (ret == 0) {
 		ret = vgp_bind(&s.eo, &rep, err);
-		vgp_instance_unlock(&lk);
-		if (ret < 0)
-			in_config(&s, err);
 		print_results(stdout, &rep);
 		if (rep.have_plan)
 			print_warnings(stderr, &rep.plan);
@@ -523,7 +535,40 @@ cmd_release(const struct opts *o, vgp_error_t *err)
 	int ret = vgp_release(&eo, (const char *const *) o->args, o->n_args, o->force, &rep, err);
 	vgp_instance_unlock(&lk);
 	print_results(stdout, &rep);
+	/* everything given back: the node serves no GPU any more, its NFD labels go */
+	_cleanup_error_ vgp_error_t nfd_err = NULL;
+	if (ret == 0 && o->n_args == 0 && o->nfd_dir[0] != '\0' && vgp_nfd_remove(o->nfd_dir, &nfd_err) < 0)
+		fprintf(stderr, "warning: node labels: %s\n", vgp_error_text(nfd_err));
 	vgp_engine_report_free(&rep);
+	return ret;
+}
+
+/* The metrics endpoint and the NFD feature file around the serve loop. The endpoint starts after the bind (its
+ * numbers are known) and stops after the loop; it failing to start (port taken) is logged, never fatal: the GPUs
+ * are served all the same. */
+static int
+serve_with_metrics(const struct opts *o, const struct vgp_engine_report *rep, const struct vgp_served_table *t,
+		   const struct vgp_serve_opts *so, vgp_error_t *err)
+{
+	struct vgp_metrics_http *http = NULL;
+	_cleanup_error_ vgp_error_t merr = NULL, nerr = NULL;
+	int ret;
+
+	vgp_metrics_set_version(VGP_VERSION);
+	if (vgp_metrics_record_bind(rep) < 0)
+		log_warn("metrics: out of memory recording the GPUs");
+	if (vgp_metrics_http_start(&http, o->metrics_address, &merr) < 0)
+		log_error("metrics: %s (serving the GPUs without /metrics)", vgp_error_text(merr));
+	else if (http != NULL)
+		log_info("metrics: serving /metrics on %s (port %d)", o->metrics_address, vgp_metrics_http_port(http));
+	if (o->nfd_dir[0] != '\0') {
+		if (vgp_nfd_write(o->nfd_dir, t->res, t->n, &nerr) < 0)
+			log_warn("node labels: %s", vgp_error_text(nerr));
+		else
+			log_info("node labels: %s/%s", o->nfd_dir, VGP_NFD_FILE);
+	}
+	ret = vgp_serve_run(so, err);
+	vgp_metrics_http_stop(http);
 	return ret;
 }
 
@@ -545,7 +590,7 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 	}
 	/* A SIGTERM during the bind must not cut a group's move in half: hold SIGTERM/SIGINT/SIGHUP until the
 	 * serve loop reads them from its signalfd (a pending SIGTERM then stops it at once, exit 0). */
-	vgp_stop_defer();
+	vgp_serve_hold_signals();
 
 	/* One serve per kubelet directory (one socket path, one status file), for its whole life. */
 	char slock[4096 + 64];
@@ -564,8 +609,9 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 		return -1;
 	}
 	/* serve binds what exists: a GPU that fell off the bus must not stop the GPUs already in VMs from being
-	 * served (design §6). A failure here is logged and reported not-ready, unless nothing could be planned.
-	 * A corrupt journal: moved aside (kept, with a timestamp), nothing moved, GPUs already on vfio-pci served. */
+	 * served (docs/architecture.md §6). A failure here is logged and reported not-ready, unless nothing could be
+	 * planned. A corrupt journal: moved aside (kept, with a timestamp), nothing moved, GPUs already on vfio-pci
+	 * served. */
 	s.eo.shortfall_ok = true;
 	if (vgp_journal_set_aside_if_corrupt(o->state_file, &corrupt) < 0) {
 		ret = -1;
@@ -574,8 +620,8 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 		if (bind_err == NULL)
 			bind_err = steal_pointer(&corrupt);
 		else
-			vgp_error_wrap(&bind_err, "%s; and", corrupt->msg);
-		log_error("%s", bind_err->msg);
+			vgp_error_wrap(&bind_err, "%s; and", vgp_error_text(corrupt));
+		log_error("%s", vgp_error_text(bind_err));
 	} else {
 		ret = vgp_bind(&s.eo, &rep, &bind_err);
 	}
@@ -588,7 +634,6 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 				 r->msg ? r->msg : "");
 	}
 	if (!rep.have_plan) {
-		in_config(&s, &bind_err);
 		vgp_engine_report_free(&rep);
 		node_state_free(&s);
 		vgp_instance_unlock(&serve_lock);
@@ -601,7 +646,7 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 	if (msg != NULL)
 		log_warn("%s", msg);
 	if (ret < 0 || rep.plan.shortfall) {
-		const char *why = ret < 0 && bind_err ? bind_err->msg : rep.plan.shortfall_msg;
+		const char *why = ret < 0 && bind_err ? vgp_error_text(bind_err) : rep.plan.shortfall_msg;
 		if (asprintf(&not_ready, "%s", why ? why : "not every planned GPU is served") < 0)
 			not_ready = NULL;
 		log_warn("not ready: %s", not_ready ? not_ready : "");
@@ -616,7 +661,7 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 		};
 		if (table.n == 0)
 			log_warn("no passthrough resource on this node: nothing to serve (waiting for SIGTERM)");
-		ret = vgp_serve_run(&so, err);
+		ret = serve_with_metrics(o, &rep, &table, &so, err);
 	}
 	vgp_instance_unlock(&serve_lock);
 	vgp_served_free(&table);
@@ -668,8 +713,8 @@ main(int argc, char **argv)
 	free(o.devices);
 	free(o.addresses);
 	if (ret < 0) {
-		fprintf(stderr, "vfio-gpu-plugin: %s\n", err && err->msg ? err->msg : "failed");
-		return err ? err->exit_code : 1;
+		fprintf(stderr, "vfio-gpu-plugin: %s\n", vgp_error_text(err)); /* the one place an error is shown */
+		return vgp_error_exit_code(err);
 	}
 	return 0;
 }

@@ -23,7 +23,7 @@ GPUS="0000:41:00.0 0000:42:00.0 0000:43:00.0 0000:44:00.0 0000:81:00.0 0000:82:0
 FOREIGN=0000:02:01.0
 NIC=0000:02:02.0
 # numaPolicy balanced, 3 GPUs, nothing selected before: round-robin over the nodes from the lowest, the lowest
-# address within each node (design §1, plan.c).
+# address within each node (docs/architecture.md §1, plan.c).
 EXPECT_BOUND="0000:41:00.0 0000:42:00.0 0000:81:00.0"
 
 cat >$CFG <<'EOF'

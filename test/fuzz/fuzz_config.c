@@ -19,7 +19,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (vgp_config_parse((const char *) data, size, "fuzz.json", &cfg, &err) < 0) {
 		/* a failed parse is a usage error with a message, and leaves cfg zeroed */
-		if (err == NULL || err->msg == NULL || (err->exit_code != 2 && err->status != ENOMEM) || cfg.n_pt != 0 ||
+		if (err == NULL || err->msg == NULL || (err->kind != VGP_ERR_INPUT && err->status != ENOMEM) || cfg.n_pt != 0 ||
 		    cfg.n_nodes != 0)
 			abort();
 		vgp_error_release(&err);

@@ -1,4 +1,4 @@
-/* fuzz_requests.c — libFuzzer target for request decoding on the served side, as plugin/server.c does it:
+/* fuzz_requests.c — libFuzzer target for request decoding on the served side, as plugin/grpc_server.c does it:
  * the first input byte chooses the method (Allocate, GetPreferredAllocation, PreStartContainer) and which
  * devices of a fixed 8-GPU table are unhealthy, the second whether the host has iommufd; the rest is the
  * request body. It is unpacked with protobuf-c (NULL = INVALID_ARGUMENT in the server), answered with
@@ -35,12 +35,12 @@ static struct vgp_served_dev devs[] = {
 static void
 check_refusal(vgp_error_t *err)
 {
-	if (*err == NULL || (*err)->msg == NULL || ((*err)->exit_code != 2 && (*err)->status != ENOMEM))
+	if (*err == NULL || (*err)->msg == NULL || ((*err)->kind != VGP_ERR_INPUT && (*err)->status != ENOMEM))
 		abort();
 	/* the message goes back to the caller and to the log: bounded, printable ASCII */
-	if (strlen((*err)->msg) > 1024)
+	if (strlen(vgp_error_text(*err)) > 1024)
 		abort();
-	for (const char *p = (*err)->msg; *p != '\0'; p++)
+	for (const char *p = vgp_error_text(*err); *p != '\0'; p++)
 		if (*p < 0x20 || *p >= 0x7f)
 			abort();
 	vgp_error_release(err);

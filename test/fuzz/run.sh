@@ -28,8 +28,8 @@ esac
 
 TARGETS=(fuzz_config fuzz_requests)
 declare -A SRCS=(
-	[fuzz_config]="plugin/config.c plugin/names.c plugin/error.c plugin/util.c plugin/log.c"
-	[fuzz_requests]="plugin/allocate.c plugin/names.c plugin/error.c plugin/util.c plugin/log.c"
+	[fuzz_config]="plugin/config.c plugin/config_cli.c plugin/names.c plugin/error.c plugin/util.c plugin/log.c"
+	[fuzz_requests]="plugin/allocate.c plugin/preferred.c plugin/names.c plugin/error.c plugin/util.c plugin/log.c"
 )
 
 command -v "$CLANG" >/dev/null || { echo "no $CLANG (install clang and libclang-rt-14-dev: hack/install-deps.sh)"; exit 77; }

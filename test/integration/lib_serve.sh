@@ -2,7 +2,8 @@
 #
 #   vgp_serve_start ROOT [FLAGS...]  start `vfio-gpu-plugin serve` (GPUs 10de:26b9, count all) on the fixture ROOT
 #                              under $VGP_WRAP, kubelet dir ROOT/kubelet, status file $T/status.json, log $T/serve.log;
-#                              waits until the plugin's socket exists. Sets SERVE_PID, KDIR.
+#                              waits until the plugin's socket exists. Sets SERVE_PID, KDIR. /metrics listens on
+#                              loopback on a port the kernel picks (FLAGS may override it; vgp_metrics_port says which)
 #   vgp_serve_stop [MAX_MS]    SIGTERM; fails unless it exits 0 within MAX_MS (default 2000; 15000 under a wrapper)
 #                              and every socket of ours is gone. Sets STOP_MS.
 #   vgp_fk ARGS...             run the fake kubelet on $KDIR (output $T/fk.out); fails when it fails
@@ -18,7 +19,8 @@ vgp_serve_start() { # ROOT [FLAGS...]
 	KDIR=$root/kubelet
 	mkdir -p "$KDIR"
 	$VGP_WRAP "$VGP_BIN/vfio-gpu-plugin" --host-root "$root" --pci-ids "$PCI_IDS" --kubelet-dir "$KDIR" \
-		--device 10de:26b9 --count all --status-file "$T/status.json" "$@" serve 2>>"$T/serve.log" &
+		--device 10de:26b9 --count all --status-file "$T/status.json" --metrics-address 127.0.0.1:0 "$@" serve \
+		2>>"$T/serve.log" &
 	SERVE_PID=$!
 	for i in $(seq 600); do
 		ls "$KDIR"/vfio-gpu-*.sock >/dev/null 2>&1 && return 0

@@ -29,6 +29,7 @@
 
 #include "api.pb-c.h"
 #include "unary.h"
+#include "util.h"
 
 static const char usage[] =
 	"usage: fake-kubelet --dir DIR [--timeout SEC] [STEP...]\n"
@@ -114,6 +115,18 @@ struct plugin {
 };
 
 /* all shared state */
+/* One more element at the end of *arr (vgp_array_push); out of memory ends this test tool. */
+static void *
+push(void *arr, size_t *n, size_t size)
+{
+	void *x = vgp_array_push(arr, n, size);
+	if (x == NULL) {
+		fprintf(stderr, "fake-kubelet: out of memory\n");
+		exit(2);
+	}
+	return x;
+}
+
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -350,8 +363,7 @@ stream_open(struct plugin *p)
 	grpc_metadata_array_init(&st->trail_md);
 	st->call = grpc_channel_create_call(p->ch, NULL, GRPC_PROPAGATE_DEFAULTS, scq, m, NULL,
 					    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-	p->streams = realloc(p->streams, (p->n_streams + 1) * sizeof *p->streams);
-	p->streams[p->n_streams++] = st;
+	*(struct stream **) push(&p->streams, &p->n_streams, sizeof *p->streams) = st;
 
 	memset(ops, 0, sizeof ops);
 	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
@@ -523,8 +535,7 @@ reg_handle(struct reg_call *rc)
 		snprintf(p->resource, sizeof p->resource, "%s", rq->resource_name);
 		snprintf(p->endpoint, sizeof p->endpoint, "%s", rq->endpoint);
 		p->ch = ch;
-		plugins = realloc(plugins, (n_plugins + 1) * sizeof *plugins);
-		plugins[n_plugins++] = p;
+		*(struct plugin **) push(&plugins, &n_plugins, sizeof *plugins) = p;
 		stream_open(p);
 		registrations++;
 		json_object_set_new(ev, "ok", json_true());
@@ -767,8 +778,7 @@ split(const char *s, const char *sep, size_t *n)
 	char *copy = strdup(s), *save = NULL, **v = NULL;
 	*n = 0;
 	for (char *t = strtok_r(copy, sep, &save); t; t = strtok_r(NULL, sep, &save)) {
-		v = realloc(v, (*n + 1) * sizeof *v);
-		v[(*n)++] = strdup(t);
+		*(char **) push(&v, n, sizeof *v) = strdup(t);
 	}
 	free(copy);
 	return v;
@@ -793,8 +803,7 @@ split_containers(const char *s, size_t *n)
 	for (const char *p = s;;) {
 		const char *e = strchr(p, '|');
 		size_t len = e ? (size_t) (e - p) : strlen(p);
-		v = realloc(v, (*n + 1) * sizeof *v);
-		v[(*n)++] = strndup(p, len);
+		*(char **) push(&v, n, sizeof *v) = strndup(p, len);
 		if (e == NULL)
 			break;
 		p = e + 1;

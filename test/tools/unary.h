@@ -1,5 +1,5 @@
-/* unary.h — one synchronous unary gRPC call (the six-op client batch of design §9) on a pluck completion queue,
- * shared by the test tools (fake-kubelet, bench-client, raw-client, null-dp). Header-only: each tool stays one
+/* unary.h — one synchronous unary gRPC call (the six-op client batch of docs/architecture.md §11) on a pluck
+ * completion queue, shared by the test tools (fake-kubelet, bench-client, raw-client, null-dp). Header-only: each tool stays one
  * .c file. */
 #ifndef VGP_TOOLS_UNARY_H
 #define VGP_TOOLS_UNARY_H

@@ -61,8 +61,8 @@ do_allocate(const char *const *const *containers, size_t n, char **errmsg)
 	req.container_requests = cp;
 	if (vgp_alloc_allocate(&res, &req, &resp, &err) < 0) {
 		cr_assert_null(resp);
-		cr_assert_eq(err->exit_code, 2, "an invalid request is a usage error (INVALID_ARGUMENT)");
-		*errmsg = strdup(err->msg);
+		cr_assert_eq(vgp_error_exit_code(err), 2, "an invalid request is a usage error (INVALID_ARGUMENT)");
+		*errmsg = strdup(vgp_error_text(err));
 		vgp_error_release(&err);
 		return NULL;
 	}
@@ -337,8 +337,8 @@ prefer(const char *avail, const char *must, int size)
 	req.n_container_requests = 1;
 	if (vgp_alloc_preferred(&res, &req, &resp, &err) < 0) {
 		cr_assert_null(resp);
-		cr_assert_eq(err->exit_code, 2);
-		if (asprintf(&out, "ERR: %s", err->msg) < 0)
+		cr_assert_eq(vgp_error_exit_code(err), 2);
+		if (asprintf(&out, "ERR: %s", vgp_error_text(err)) < 0)
 			out = NULL;
 		vgp_error_release(&err);
 	} else {
@@ -570,16 +570,16 @@ Test(allocate, preferred_many_must_include_ids, .timeout = 20)
 	c.allocation_size = M;
 	req.container_requests = &cp;
 	req.n_container_requests = 1;
-	cr_assert_eq(vgp_alloc_preferred(&res, &req, &resp, &err), 0, "%s", err ? err->msg : "");
+	cr_assert_eq(vgp_alloc_preferred(&res, &req, &resp, &err), 0, "%s", err ? vgp_error_text(err) : "");
 	cr_expect_eq(resp->container_responses[0]->n_deviceids, ARRAY_SIZE(devs));
 	vgp_alloc_preferred_free(resp);
 	/* one more distinct ID than the size is still refused; duplicates still count once */
 	c.allocation_size = M - 1;
 	cr_expect_eq(vgp_alloc_preferred(&res, &req, &resp, &err), -1);
-	cr_expect(err != NULL && err->exit_code == 2);
+	cr_expect(err != NULL && vgp_error_exit_code(err) == 2);
 	vgp_error_release(&err);
 	must[M - 1] = must[0];
-	cr_expect_eq(vgp_alloc_preferred(&res, &req, &resp, &err), 0, "%s", err ? err->msg : "");
+	cr_expect_eq(vgp_alloc_preferred(&res, &req, &resp, &err), 0, "%s", err ? vgp_error_text(err) : "");
 	vgp_alloc_preferred_free(resp);
 	vgp_error_release(&err);
 	free(ids);

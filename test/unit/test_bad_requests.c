@@ -28,8 +28,8 @@ refusal(const char *id)
 	req.n_container_requests = 1;
 	cr_assert_eq(vgp_alloc_allocate(&r, &req, &out, &err), -1);
 	cr_assert_null(out);
-	cr_assert_eq(err->exit_code, 2, "an unknown ID is INVALID_ARGUMENT");
-	char *msg = strdup(err->msg);
+	cr_assert_eq(vgp_error_exit_code(err), 2, "an unknown ID is INVALID_ARGUMENT");
+	char *msg = strdup(vgp_error_text(err));
 	vgp_error_release(&err);
 	return msg;
 }

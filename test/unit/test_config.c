@@ -1,5 +1,5 @@
-/* test_config.c — unit tests of plugin/config.c: the JSON file of design §6 (every field, defaults, each class
- * of invalid input with its message), the simple flags, node selection by glob, the pure helpers. */
+/* test_config.c — unit tests of plugin/config.c: the JSON file of docs/architecture.md §6 (every field, defaults,
+ * each class of invalid input with its message), the simple flags, node selection by glob, the pure helpers. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
@@ -24,7 +24,7 @@ static void
 parse_ok(const char *json)
 {
 	int r = vgp_config_parse(json, strlen(json), "test.json", &cfg, &err);
-	cr_assert_eq(r, 0, "parse failed: %s", err ? err->msg : "(no message)");
+	cr_assert_eq(r, 0, "parse failed: %s", err ? vgp_error_text(err) : "(no message)");
 	cr_assert_null(err);
 }
 
@@ -35,16 +35,16 @@ parse_ok(const char *json)
 		int _r = vgp_config_parse(_json, strlen(_json), "test.json", &cfg, &err);                    \
 		cr_assert_eq(_r, -1, "parse should have failed: %s", _json);                                 \
 		cr_assert_not_null(err);                                                                     \
-		cr_assert_eq(err->exit_code, 2, "exit code %d: %s", err->exit_code, err->msg);               \
+		cr_assert_eq(vgp_error_exit_code(err), 2, "exit code %d: %s", vgp_error_exit_code(err), vgp_error_text(err));               \
 		const char *_frags[] = { __VA_ARGS__ };                                                      \
 		for (size_t _i = 0; _i < sizeof(_frags) / sizeof(_frags[0]); _i++)                           \
-			cr_assert_not_null(strstr(err->msg, _frags[_i]), "message lacks \"%s\": %s", _frags[_i], \
-					   err->msg);                                                        \
+			cr_assert_not_null(strstr(vgp_error_text(err), _frags[_i]), "message lacks \"%s\": %s", _frags[_i], \
+					   vgp_error_text(err));                                                        \
 		cr_assert_null(cfg.pt);                                                                      \
 		cr_assert_null(cfg.source);                                                                  \
 	} while (0)
 
-/* ---- the full example of design §6, every field read back ---- */
+/* ---- the full example of docs/architecture.md §6, every field read back ---- */
 
 Test(config, design_example_round_trip)
 {
@@ -449,7 +449,7 @@ Test(config, long_value_is_shortened)
 	big[300] = '\0';
 	snprintf(json, sizeof(json), "{\"numaPolicy\": \"%s\"}", big);
 	parse_fails(json, "numaPolicy", "...");
-	cr_assert_lt(strlen(err->msg), 250, "message too long: %zu", strlen(err->msg));
+	cr_assert_lt(strlen(vgp_error_text(err)), 250, "message too long: %zu", strlen(vgp_error_text(err)));
 }
 
 Test(config, error_after_partial_parse_leaves_cfg_empty)
@@ -524,13 +524,13 @@ Test(config, nodes_without_node_name_is_error)
 	parse_ok(nodes_json);
 	cr_assert_eq(vgp_config_effective(&cfg, NULL, &pt, &n, NULL, &err), -1);
 	cr_assert_not_null(err);
-	cr_assert_eq(err->exit_code, 2);
-	cr_assert_not_null(strstr(err->msg, "test.json: config has per-node entries (nodes) but no node name: pass "
+	cr_assert_eq(vgp_error_exit_code(err), 2);
+	cr_assert_not_null(strstr(vgp_error_text(err), "test.json: config has per-node entries (nodes) but no node name: pass "
 					    "--node-name or set NODE_NAME"),
-			   "%s", err->msg);
+			   "%s", vgp_error_text(err));
 	vgp_error_release(&err);
 	cr_assert_eq(vgp_config_effective(&cfg, "", &pt, &n, NULL, &err), -1);
-	cr_assert_not_null(strstr(err->msg, "no node name"));
+	cr_assert_not_null(strstr(vgp_error_text(err), "no node name"));
 }
 
 Test(config, no_nodes_and_no_node_name_is_fine)
@@ -562,7 +562,7 @@ Test(config, flags_none_gives_empty_list)
 Test(config, flags_devices)
 {
 	char *devs[] = { "10de:26b9", "2330", "10DE:20B5" };
-	cr_assert_eq(vgp_config_from_flags(devs, 3, NULL, 0, NULL, &cfg, &err), 0, "%s", err ? err->msg : "");
+	cr_assert_eq(vgp_config_from_flags(devs, 3, NULL, 0, NULL, &cfg, &err), 0, "%s", err ? vgp_error_text(err) : "");
 	cr_assert_eq(cfg.n_pt, 1);
 	cr_assert_str_eq(cfg.pt[0].json_path, "flags");
 	cr_assert_eq(cfg.pt[0].match.vendor, 0x10de);
@@ -613,11 +613,11 @@ Test(config, flags_count_alone_and_all)
 	do {                                                                                                 \
 		cr_assert_eq(vgp_config_from_flags(devs, nd, addrs, na, count, &cfg, &err), -1);             \
 		cr_assert_not_null(err);                                                                     \
-		cr_assert_eq(err->exit_code, 2);                                                             \
+		cr_assert_eq(vgp_error_exit_code(err), 2);                                                             \
 		const char *_frags[] = { __VA_ARGS__ };                                                      \
 		for (size_t _i = 0; _i < sizeof(_frags) / sizeof(_frags[0]); _i++)                           \
-			cr_assert_not_null(strstr(err->msg, _frags[_i]), "message lacks \"%s\": %s", _frags[_i], \
-					   err->msg);                                                        \
+			cr_assert_not_null(strstr(vgp_error_text(err), _frags[_i]), "message lacks \"%s\": %s", _frags[_i], \
+					   vgp_error_text(err));                                                        \
 		cr_assert_eq(cfg.n_pt, 0);                                                                   \
 		cr_assert_null(cfg.source);                                                                  \
 		vgp_error_release(&err);                                                                     \
@@ -708,7 +708,7 @@ Test(config, load_file_ok_and_source_is_path)
 	close(fd);
 	int r = vgp_config_load_file(path, &cfg, &err);
 	unlink(path);
-	cr_assert_eq(r, 0, "%s", err ? err->msg : "");
+	cr_assert_eq(r, 0, "%s", err ? vgp_error_text(err) : "");
 	cr_assert_str_eq(cfg.source, path);
 	cr_assert_eq(cfg.pt[0].count, 2);
 	cr_assert_eq(cfg.persist, VGP_PERSIST_UDEV);
@@ -725,25 +725,25 @@ Test(config, load_file_error_names_file)
 	int r = vgp_config_load_file(path, &cfg, &err);
 	unlink(path);
 	cr_assert_eq(r, -1);
-	cr_assert_eq(err->exit_code, 2);
+	cr_assert_eq(vgp_error_exit_code(err), 2);
 	char want[128];
 	snprintf(want, sizeof(want), "%s: passthrough[0].count: expected", path);
-	cr_assert_not_null(strstr(err->msg, want), "%s", err->msg);
+	cr_assert_not_null(strstr(vgp_error_text(err), want), "%s", vgp_error_text(err));
 }
 
 Test(config, load_file_missing)
 {
 	cr_assert_eq(vgp_config_load_file("/nonexistent/vgp/config.json", &cfg, &err), -1);
-	cr_assert_eq(err->exit_code, 2);
+	cr_assert_eq(vgp_error_exit_code(err), 2);
 	cr_assert_eq(err->status, ENOENT);
-	cr_assert_not_null(strstr(err->msg, "/nonexistent/vgp/config.json: cannot read the config file: No such file or directory"),
-			   "%s", err->msg);
+	cr_assert_not_null(strstr(vgp_error_text(err), "/nonexistent/vgp/config.json: cannot read the config file: No such file or directory"),
+			   "%s", vgp_error_text(err));
 }
 
 Test(config, load_file_directory_and_empty)
 {
 	cr_assert_eq(vgp_config_load_file("/tmp", &cfg, &err), -1);
-	cr_assert_not_null(strstr(err->msg, "/tmp: cannot read the config file"), "%s", err->msg);
+	cr_assert_not_null(strstr(vgp_error_text(err), "/tmp: cannot read the config file"), "%s", vgp_error_text(err));
 	vgp_error_release(&err);
 
 	char path[] = "/tmp/vgp-cfg-test-XXXXXX";
@@ -753,8 +753,8 @@ Test(config, load_file_directory_and_empty)
 	int r = vgp_config_load_file(path, &cfg, &err);
 	unlink(path);
 	cr_assert_eq(r, -1);
-	cr_assert_eq(err->exit_code, 2);
+	cr_assert_eq(vgp_error_exit_code(err), 2);
 	char want[128];
 	snprintf(want, sizeof(want), "%s: line 1, column 0: invalid JSON", path);
-	cr_assert_not_null(strstr(err->msg, want), "%s", err->msg);
+	cr_assert_not_null(strstr(vgp_error_text(err), want), "%s", vgp_error_text(err));
 }

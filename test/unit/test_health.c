@@ -179,7 +179,7 @@ open_health(const struct vgp_health_dev *devs, size_t n)
 	_cleanup_error_ vgp_error_t err = NULL;
 	struct vgp_health *h = NULL;
 
-	cr_assert(vgp_health_open(&h, root, devs, n, &err) == 0, "open: %s", err ? err->msg : "?");
+	cr_assert(vgp_health_open(&h, root, devs, n, &err) == 0, "open: %s", err ? vgp_error_text(err) : "?");
 	cr_assert_not_null(h);
 	return h;
 }
@@ -327,7 +327,7 @@ Test(health, invalid_address_is_refused)
 	cr_assert_eq(vgp_health_open(&h, root, bad, 1, &err), -1);
 	cr_assert_null(h);
 	cr_assert_not_null(err);
-	cr_assert_eq(err->exit_code, 2);
+	cr_assert_eq(vgp_error_exit_code(err), 2);
 }
 
 Test(health, inotify_remove_and_recreate_node)

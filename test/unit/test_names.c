@@ -1,4 +1,4 @@
-/* test_names.c — resource names, env variable names, socket names (design §4). */
+/* test_names.c — resource names, env variable names, socket names (docs/architecture.md §4). */
 #include <criterion/criterion.h>
 #include <string.h>
 

@@ -56,7 +56,7 @@ static void
 build_ok(void)
 {
 	int r = build_into(&plan);
-	cr_assert_eq(r, 0, "plan failed: %s", err ? err->msg : "?");
+	cr_assert_eq(r, 0, "plan failed: %s", err ? vgp_error_text(err) : "?");
 }
 
 static const struct vgp_plan_gpu *
@@ -76,6 +76,17 @@ expect(const char *addr, enum vgp_action action, const char *reason, const char 
 	cr_assert_str_eq(vgp_action_name(g->action), vgp_action_name(action), "%s action", addr);
 	cr_assert_str_eq(g->reason, reason, "%s reason", addr);
 	cr_assert_str_eq(g->resource, resource, "%s resource", addr);
+	if (action != VGP_ACT_INELIGIBLE)
+		cr_assert_eq(g->ineligible, VGP_INEL_NONE, "%s: not ineligible", addr);
+	else
+		cr_assert_neq(g->ineligible, VGP_INEL_NONE, "%s: ineligible for a typed reason", addr);
+}
+
+/* The typed reason of an ineligible GPU (the decisions use it, not the text). */
+static void
+expect_why(const char *addr, enum vgp_ineligible why)
+{
+	cr_assert_eq(gpu(addr)->ineligible, why, "%s: ineligible %d, want %d", addr, gpu(addr)->ineligible, why);
 }
 
 static const struct vgp_plan_resource *
@@ -171,6 +182,7 @@ Test(plan, eight_l40s_balanced_busy_skip)
 	expect("0000:65:00.0", VGP_ACT_KEEP, "not needed: count 4 reached", "");
 	expect("0000:e3:00.0", VGP_ACT_KEEP, "not needed: count 4 reached", "");
 	expect("0000:98:00.0", VGP_ACT_INELIGIBLE, "busy: held by pid 4242 (dcgm)", "");
+	expect_why("0000:98:00.0", VGP_INEL_BUSY);
 	cr_assert(gpu("0000:98:00.0")->busy);
 	cr_assert_not(gpu("0000:17:00.0")->busy);
 	cr_assert_eq(gpu("0000:4b:00.0")->entry, 0);
@@ -331,6 +343,7 @@ Test(plan, nvswitch_in_group_and_on_node)
 
 	cr_assert_eq(plan.n, 2, "NVSwitches are not rows");
 	expect("0000:08:00.0", VGP_ACT_INELIGIBLE, "NVSwitch 0000:07:00.0 in IOMMU group 7", "");
+	expect_why("0000:08:00.0", VGP_INEL_NVSWITCH);
 	expect("0000:18:00.0", VGP_ACT_BIND, "selected: 1 of 1 on NUMA 0", "nvidia.com/GH100_H100_SXM5_80GB");
 	cr_assert_eq(plan.n_warnings, 1);
 	cr_assert_str_eq(plan.warnings[0], "NVSwitch on this node (2 functions, first 0000:07:00.0): NVIDIA Fabric "
@@ -389,6 +402,7 @@ Test(plan, sriov_vfs_enabled)
 	pf_pt(&cfg, 0x10de, 1);
 	build_ok();
 	expect("0000:17:00.0", VGP_ACT_INELIGIBLE, "SR-IOV: 4 VFs enabled", "");
+	expect_why("0000:17:00.0", VGP_INEL_SRIOV);
 	expect("0000:31:00.0", VGP_ACT_INELIGIBLE, "SR-IOV: 1 VF enabled", "");
 	expect("0000:4b:00.0", VGP_ACT_BIND, "selected: 1 of 1 on NUMA 0", "nvidia.com/GA102GL_A10");
 }
@@ -401,6 +415,7 @@ Test(plan, boot_vga_ineligible)
 	pf_pt_device(pf_pt(&cfg, 0x10de, 2), 0x1eb8);
 	build_ok();
 	expect("0000:01:00.0", VGP_ACT_INELIGIBLE, "boot VGA (drives the console)", "");
+	expect_why("0000:01:00.0", VGP_INEL_BOOT_VGA);
 	expect("0000:02:00.0", VGP_ACT_BIND, "selected: 1 of 2 on NUMA 0", "nvidia.com/TU104GL_TESLA_T4");
 	cr_assert_str_eq(plan.shortfall_msg, "passthrough[0]: count 2 but only 1 GPU match on this node (1 more ineligible)");
 }
@@ -420,7 +435,7 @@ Test(plan, vfio_beyond_count_stays_passthrough)
 	expect("0000:65:00.0", VGP_ACT_PASSTHROUGH, "already on vfio-pci (beyond count 2)", L40S_RES);
 	expect("0000:17:00.0", VGP_ACT_KEEP, "not needed: count 2 reached", "");
 	cr_assert_str_eq(res_list(L40S_RES), "0000:31:00.0,0000:4b:00.0,0000:65:00.0");
-	/* served, but never Healthy (serve.c): kubelet hands out at most the count */
+	/* served, but never Healthy (serve_loop.c): kubelet hands out at most the count */
 	cr_assert_not(gpu("0000:31:00.0")->beyond_count);
 	cr_assert_not(gpu("0000:4b:00.0")->beyond_count);
 	cr_assert(gpu("0000:65:00.0")->beyond_count);
@@ -509,6 +524,9 @@ Test(plan, exclude_list)
 	build_ok();
 	expect("0000:b1:00.0", VGP_ACT_INELIGIBLE, "busy: unbind lock refused", "");
 	expect("0000:17:00.0", VGP_ACT_INELIGIBLE, "excluded: busy at bind time", "");
+	/* an exclusion reads "busy: ..." but is not the busy policy's skip: the type tells them apart */
+	expect_why("0000:b1:00.0", VGP_INEL_EXCLUDED);
+	expect_why("0000:17:00.0", VGP_INEL_EXCLUDED);
 	/* 31 (vfio, NUMA 0); then NUMA 1 ca; tie -> NUMA 0 4b; NUMA 1 e3 */
 	cr_assert_str_eq(res_list(L40S_RES), "0000:31:00.0,0000:4b:00.0,0000:ca:00.0,0000:e3:00.0");
 	cr_assert_eq(res(L40S_RES)->matched, 5);
@@ -706,8 +724,8 @@ Test(plan, duplicate_resource_name_is_usage_error)
 	pf_pt_numa(pf_pt(&cfg, 0x10de, 1), 1);
 	cr_assert_eq(build_into(&plan), -1);
 	cr_assert_not_null(err);
-	cr_assert_eq(err->exit_code, 2);
-	cr_assert_str_eq(err->msg,
+	cr_assert_eq(vgp_error_exit_code(err), 2);
+	cr_assert_str_eq(vgp_error_text(err),
 			 "passthrough[0] and passthrough[1] both give the resource nvidia.com/AD102GL_L40S: set a distinct resourceName");
 	cr_assert_eq(plan.n, 0, "plan is empty after an error");
 	cr_assert_null(plan.gpus);
@@ -727,8 +745,8 @@ Test(plan, duplicate_explicit_names_is_usage_error)
 	free(p->json_path);
 	p->json_path = strdup("nodes[1].passthrough[1]");
 	cr_assert_eq(build_into(&plan), -1);
-	cr_assert_eq(err->exit_code, 2);
-	cr_assert_str_eq(err->msg, "nodes[1].passthrough[0] and nodes[1].passthrough[1] both give the resource "
+	cr_assert_eq(vgp_error_exit_code(err), 2);
+	cr_assert_str_eq(vgp_error_text(err), "nodes[1].passthrough[0] and nodes[1].passthrough[1] both give the resource "
 				   "nvidia.com/L40S: set a distinct resourceName");
 }
 
@@ -750,8 +768,8 @@ Test(plan, invalid_prefix_is_usage_error)
 	pf_cfg_prefix(&cfg, "Example.org");
 	pf_pt(&cfg, 0x10de, 1);
 	cr_assert_eq(build_into(&plan), -1);
-	cr_assert_eq(err->exit_code, 2);
-	cr_assert_str_eq(err->msg, "resourcePrefix \"Example.org\" is not a valid DNS subdomain");
+	cr_assert_eq(vgp_error_exit_code(err), 2);
+	cr_assert_str_eq(vgp_error_text(err), "resourcePrefix \"Example.org\" is not a valid DNS subdomain");
 }
 
 Test(plan, repaired_name_warned)

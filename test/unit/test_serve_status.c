@@ -1,6 +1,7 @@
 /* test_serve_status.c — the `health` check of serve's status file (vgp_status_check) and the warning about
  * another device plugin's socket for the same resource (vgp_warn_competing_sockets). */
 #include <criterion/criterion.h>
+#include <grpc/grpc.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +12,7 @@
 #include <unistd.h>
 
 #include "registration.h"
-#include "serve.h"
+#include "serve_loop.h"
 
 static char dir[64];
 
@@ -265,28 +266,30 @@ Test(status, competing_sockets)
 Test(status, register_without_kubelet)
 {
 	vgp_error_t err = NULL;
+	grpc_init(); /* vgp_serve_run's job in the plugin */
 	/* no kubelet.sock: fails at once, ENOENT */
 	cr_expect_eq(vgp_register_once(dir, "nvidia.com/X", "vfio-gpu-X.sock", 15000, NULL, NULL, &err), -1);
 	cr_assert_not_null(err);
-	cr_expect_eq(err->status, ENOENT, "%s", err->msg);
+	cr_expect_eq(err->status, ENOENT, "%s", vgp_error_text(err));
 	vgp_error_release(&err);
 	/* a kubelet.sock nobody listens on: refused (UNAVAILABLE), well before the 15 s deadline */
 	make_socket("kubelet.sock");
 	cr_expect_eq(vgp_register_once(dir, "nvidia.com/X", "vfio-gpu-X.sock", 15000, NULL, NULL, &err), -1);
 	cr_assert_not_null(err);
-	cr_expect_eq(err->status, ECONNREFUSED, "%s", err->msg);
+	cr_expect_eq(err->status, ECONNREFUSED, "%s", vgp_error_text(err));
 	vgp_error_release(&err);
 	/* expecting another kubelet.sock than the one there (here: none): ESTALE, nothing dialled */
 	struct vgp_sock_id none = { 0, { 0, 0 } }, now = vgp_kubelet_sock_id(dir);
 	cr_expect_neq(now.ino, 0);
 	cr_expect_eq(vgp_register_once(dir, "nvidia.com/X", "vfio-gpu-X.sock", 15000, &none, NULL, &err), -1);
 	cr_assert_not_null(err);
-	cr_expect_eq(err->status, ESTALE, "%s", err->msg);
+	cr_expect_eq(err->status, ESTALE, "%s", vgp_error_text(err));
 	vgp_error_release(&err);
 	cr_expect_eq(vgp_register_once(dir, "nvidia.com/X", "vfio-gpu-X.sock", 15000, &now, NULL, &err), -1);
 	cr_assert_not_null(err);
-	cr_expect_eq(err->status, ECONNREFUSED, "%s", err->msg);
+	cr_expect_eq(err->status, ECONNREFUSED, "%s", vgp_error_text(err));
 	vgp_error_release(&err);
+	grpc_shutdown();
 }
 
 /* a kubelet.sock seen by the serve loop: register with it exactly once, whatever the registrar is doing */

@@ -1,11 +1,11 @@
-/* server.h — the kubelet DevicePlugin v1beta1 service (design §3, §9) with gRPC's C core: one grpc_server per
- * resource on <kubelet-dir>/vfio-gpu-<NAME>.sock, all on ONE completion queue served by ONE thread; each call a
+/* grpc_server.h — the kubelet DevicePlugin v1beta1 service (docs/architecture.md §3, §9, §11) with gRPC's C
+ * core: one grpc_server per resource on <kubelet-dir>/vfio-gpu-<NAME>.sock, all on ONE completion queue served by ONE thread; each call a
  * small state machine. ListAndWatch streams (any number) get the whole list at once and again on every health
  * change (at most one send in flight per stream, the latest list pending); Allocate and GetPreferredAllocation
  * answer from the in-memory table (allocate.h), never from sysfs or disk.
  *
  * Threading: vgp_server_set_health() may be called from any thread. vgp_server_listen(),
- * vgp_server_stop_listener() and vgp_server_free() are called from one controlling thread (serve.c's loop). */
+ * vgp_server_stop_listener() and vgp_server_free() are called from one controlling thread (serve_loop.c's loop). */
 #ifndef VGP_SERVER_H
 #define VGP_SERVER_H
 
@@ -22,7 +22,8 @@ struct vgp_server;
  * pre_start_required false, get_preferred_allocation_available true. */
 void vgp_server_options(V1beta1__DevicePluginOptions *o);
 
-/* Copy the tables (deeply: the caller keeps its own), grpc_init, create the completion queue and its thread.
+/* Copy the tables (deeply: the caller keeps its own), create the completion queue and its thread (gRPC is
+ * initialised by the caller: vgp_serve_run owns grpc_init/grpc_shutdown).
  * Nothing listens yet. Errors: a socket path too long for a unix socket, out of memory, thread creation. */
 int vgp_server_new(struct vgp_server **out, const char *kubelet_dir, const struct vgp_served_resource *res,
 		   size_t n, vgp_error_t *err);
@@ -38,7 +39,7 @@ int vgp_server_set_health(struct vgp_server *s, size_t i, const char *addr, bool
  * before a device turns Healthy again: a re-bound function may have been given another /dev/vfio/devices/vfioN.
  * Returns 0, or -1 (unknown device, out of memory: the old nodes stay). */
 int vgp_server_set_dev_nodes(struct vgp_server *s, size_t i, const char *addr, char **nodes, size_t n);
-/* Stop every listener (sockets removed), the completion queue and its thread; free; grpc_shutdown. NULL ok. */
+/* Stop every listener (sockets removed), the completion queue and its thread; free. NULL ok. */
 void vgp_server_free(struct vgp_server *s);
 
 size_t vgp_server_count(const struct vgp_server *s);

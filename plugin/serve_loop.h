@@ -1,5 +1,5 @@
-/* serve.h — the long-running part of `vfio-gpu-plugin serve` after plan and bind: gRPC servers, registration,
- * health watching, kubelet restarts, signals and the status file (design §1 Serve/Watch, §3). */
+/* serve_loop.h — the long-running part of `vfio-gpu-plugin serve` after plan and bind: gRPC servers, registration,
+ * health watching, kubelet restarts, signals and the status file (docs/architecture.md §1, §3, §9). */
 #ifndef VGP_SERVE_H
 #define VGP_SERVE_H
 
@@ -30,9 +30,15 @@ struct vgp_serve_opts {
 
 /* Serve until SIGTERM or SIGINT (SIGHUP is ignored): then stop serving, remove our sockets and return 0 (within
  * 2 s). The GPUs stay bound. Returns -1 with *err filled when serving cannot start (socket path, directory,
- * health watch). Blocks SIGTERM/SIGINT/SIGHUP in the calling thread (signalfd) for its duration.
- * Calls grpc_init/grpc_shutdown itself: the process's last grpc_shutdown happens before it returns. */
+ * health watch). Holds SIGTERM/SIGINT/SIGHUP (vgp_serve_hold_signals) and reads them from a signalfd.
+ * The one owner of gRPC's lifetime: grpc_init here, grpc_shutdown before it returns (grpc_server.c and
+ * registration.c assume it). */
 int vgp_serve_run(const struct vgp_serve_opts *o, vgp_error_t *err);
+/* The one owner of serve's signal mask: hold SIGTERM, SIGINT, SIGHUP (and SIGPIPE) in the calling thread, and in
+ * every thread it starts after. main calls it before the bind, so that a SIGTERM cannot cut a group's move in
+ * half; vgp_serve_run reads them from its signalfd (a pending SIGTERM stops it at once). Idempotent. A child that
+ * execs (modprobe) sets its own mask back to empty. */
+void vgp_serve_hold_signals(void);
 
 /* The `health` sub-command: liveness = the status file's pid is alive, the file was rewritten recently (the serve
  * loop rewrites it every reconcile interval: older than vgp_status_stale_ms(its "interval_ms") means the loop is

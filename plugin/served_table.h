@@ -1,4 +1,4 @@
-/* served.h — the table of served resources built from the plan after binding: every GPU the plan puts under a
+/* served_table.h — the table of served resources built from the plan after binding: every GPU the plan puts under a
  * resource and that ended on a vfio driver (action passthrough), with its NUMA node, IOMMU group, members and
  * PCI topology. Pure: plain data in, plain data out. */
 #ifndef VGP_SERVED_H

@@ -1,5 +1,5 @@
-/* served.c — builds the served-resource table from the plan (see served.h). No I/O. */
-#include "served.h"
+/* served_table.c — builds the served-resource table from the plan (see served_table.h). No I/O. */
+#include "served_table.h"
 
 #include <errno.h>
 #include <stdlib.h>

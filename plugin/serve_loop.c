@@ -1,8 +1,8 @@
-/* serve.c — owns the serve loop: signalfd, inotify on the device-plugins directory (kubelet restarts), the
+/* serve_loop.c — owns the serve loop: signalfd, inotify on the device-plugins directory (kubelet restarts), the
  * health watcher's descriptors, the reconcile timer and the registration thread's eventfd, all in one poll();
  * pushes health to the gRPC server, restarts a resource's server when its socket disappears, re-registers when
  * kubelet.sock is re-created, and keeps the status file that `vfio-gpu-plugin health` reads. */
-#include "serve.h"
+#include "serve_loop.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -26,8 +26,10 @@
 #include "health.h"
 #include "hostfs.h"
 #include "log.h"
+#include "metrics.h"
+#include "grpc_server.h"
 #include "registration.h"
-#include "server.h"
+#include "stop.h"
 #include "util.h"
 
 #define MAX_HEALTH_FDS 4
@@ -98,13 +100,9 @@ read_vfio_dev_nodes(const char *host_root, struct vgp_served_dev *d, vgp_error_t
 			char **v;
 			if (strncmp(de->d_name, "vfio", 4) != 0 || de->d_name[4] < '0' || de->d_name[4] > '9')
 				continue;
-			v = realloc(d->vfio_dev_nodes, (d->n_vfio_dev_nodes + 1) * sizeof *v);
-			if (v == NULL)
+			v = vgp_array_push(&d->vfio_dev_nodes, &d->n_vfio_dev_nodes, sizeof *v);
+			if (v == NULL || asprintf(v, "/dev/vfio/devices/%s", de->d_name) < 0)
 				return vgp_make_error(err, ENOMEM, "vfio-dev nodes");
-			d->vfio_dev_nodes = v;
-			if (asprintf(&v[d->n_vfio_dev_nodes], "/dev/vfio/devices/%s", de->d_name) < 0)
-				return vgp_make_error(err, ENOMEM, "vfio-dev nodes");
-			d->n_vfio_dev_nodes++;
 		}
 	}
 	if (d->n_vfio_dev_nodes > 1)
@@ -156,14 +154,10 @@ build_tables(struct serve *s, vgp_error_t *err)
 			r->devs[k].vfio_dev_nodes = NULL;
 			r->devs[k].n_vfio_dev_nodes = 0;
 			for (size_t v = 0; v < src->devs[k].n_vfio_dev_nodes; v++) {
-				char **nv = realloc(r->devs[k].vfio_dev_nodes, (v + 1) * sizeof *nv);
-				if (nv == NULL || (nv[v] = strdup(src->devs[k].vfio_dev_nodes[v])) == NULL) {
-					if (nv != NULL)
-						r->devs[k].vfio_dev_nodes = nv;
+				char **nv = vgp_array_push(&r->devs[k].vfio_dev_nodes, &r->devs[k].n_vfio_dev_nodes,
+							   sizeof *nv);
+				if (nv == NULL || (*nv = strdup(src->devs[k].vfio_dev_nodes[v])) == NULL)
 					return vgp_make_error(err, ENOMEM, "serve");
-				}
-				r->devs[k].vfio_dev_nodes = nv;
-				r->devs[k].n_vfio_dev_nodes++;
 			}
 			if (r->iommufd && r->devs[k].n_vfio_dev_nodes == 0 &&
 			    read_vfio_dev_nodes(o->host_root, &r->devs[k], err) < 0)
@@ -200,6 +194,7 @@ open_health(struct serve *s, vgp_error_t *err)
 		char why[256];
 		struct vgp_served_dev *sd = &s->res[s->hmap[k].res].devs[s->hmap[k].dev];
 		sd->healthy = health_of(s, k, sd, why, sizeof why);
+		vgp_metrics_gpu_health(sd->addr, sd->healthy);
 		if (!sd->healthy)
 			log_warn("%s: %s is Unhealthy: %s", s->res[s->hmap[k].res].name, sd->addr, why);
 	}
@@ -221,7 +216,7 @@ refresh_vfio_dev_nodes(struct serve *s, size_t r, struct vgp_served_dev *sd)
 	if (read_vfio_dev_nodes(s->o->host_root, sd, &err) < 0 ||
 	    vgp_server_set_dev_nodes(s->srv, r, sd->addr, sd->vfio_dev_nodes, sd->n_vfio_dev_nodes) < 0) {
 		log_warn("%s: %s: keeping the old iommufd device nodes: %s", s->res[r].name, sd->addr,
-			 err ? err->msg : "out of memory");
+			 err ? vgp_error_text(err) : "out of memory");
 		for (size_t v = 0; v < sd->n_vfio_dev_nodes; v++)
 			free(sd->vfio_dev_nodes[v]);
 		free(sd->vfio_dev_nodes);
@@ -245,6 +240,7 @@ push_health(struct serve *s)
 			refresh_vfio_dev_nodes(s, s->hmap[k].res, sd);
 		if (vgp_server_set_health(s->srv, s->hmap[k].res, sd->addr, h) == 1) {
 			sd->healthy = h;
+			vgp_metrics_gpu_health(sd->addr, h);
 			if (h)
 				log_info("%s: %s is Healthy again", s->res[s->hmap[k].res].name, sd->addr);
 			else
@@ -308,7 +304,7 @@ write_status(struct serve *s)
 		text[len] = '\0';
 	}
 	if (vgp_write_atomic(s->o->status_file, text, len, &err) < 0)
-		log_warn("status file: %s", err->msg);
+		log_warn("status file: %s", vgp_error_text(err));
 	free(text);
 }
 
@@ -322,7 +318,7 @@ restart_resource(struct serve *s, size_t i, const char *why)
 
 	log_info("%s: %s: starting a fresh server and registering again", s->res[i].name, why);
 	if (vgp_server_listen(s->srv, i, &err) < 0) {
-		log_error("%s: %s", s->res[i].name, err->msg);
+		log_error("%s: %s", s->res[i].name, vgp_error_text(err));
 		return; /* retried by the next reconcile: the socket is still missing */
 	}
 	vgp_registrar_request(s->reg, i);
@@ -337,6 +333,8 @@ check_kubelet(struct serve *s)
 {
 	struct vgp_sock_id now = vgp_kubelet_sock_id(s->o->kubelet_dir);
 	bool new_kubelet = now.ino != 0 && !vgp_sock_id_eq(&now, &s->kubelet);
+
+	vgp_metrics_kubelet_sock(now.ino, &now.ctime);
 
 	for (size_t i = 0; i < s->n_res; i++) {
 		struct stat st;
@@ -372,6 +370,8 @@ drain_inotify(struct serve *s)
 
 /* ---- the loop ---- */
 
+/* The serve loop: one poll and its dispatch (docs/architecture.md §9). Longer than a step for a reason: each
+ * descriptor's case is a few lines, and they read best side by side. */
 static int
 run(struct serve *s, vgp_error_t *err)
 {
@@ -470,6 +470,7 @@ run(struct serve *s, vgp_error_t *err)
 				log_debug("timerfd: %s", strerror(errno));
 			changed = vgp_health_reconcile(s->health) > 0 || changed;
 			check_kubelet(s);
+			vgp_metrics_reconciled();
 			write_status(s); /* also refreshes "updated" */
 		}
 		if (changed) {
@@ -485,22 +486,29 @@ run(struct serve *s, vgp_error_t *err)
 	}
 }
 
+void
+vgp_serve_hold_signals(void)
+{
+	sigset_t set;
+
+	/* the stop signals (stop.h), with SIGPIPE (held, never read: a peer that goes away is a write error) */
+	vgp_stop_signals(&set);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
 int
 vgp_serve_run(const struct vgp_serve_opts *o, vgp_error_t *err)
 {
 	struct serve s = { .o = o, .sfd = -1, .ifd = -1, .tfd = -1, .ready = o->ready };
-	sigset_t mask, old;
+	sigset_t mask;
 	int ret;
 
 	snprintf(s.reason, sizeof s.reason, "%s", o->not_ready_reason ? o->not_ready_reason : "not ready");
-	/* block before any thread starts, so every thread inherits the mask and signals reach the signalfd */
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &mask, &old);
-	sigdelset(&mask, SIGPIPE);
+	/* held before any thread starts (usually already since before the bind), so every thread inherits the mask
+	 * and the signals reach the signalfd */
+	vgp_serve_hold_signals();
+	vgp_stop_signals(&mask);
 	s.sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	grpc_init();
 	if (s.sfd < 0)
@@ -523,113 +531,5 @@ vgp_serve_run(const struct vgp_serve_opts *o, vgp_error_t *err)
 	if (s.sfd >= 0)
 		close(s.sfd);
 	grpc_shutdown();
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return ret;
-}
-
-/* ---- health sub-command ---- */
-
-long long
-vgp_status_stale_ms(long long interval_ms)
-{
-	long long i = interval_ms > 0 ? interval_ms : VGP_DEFAULT_RECONCILE_MS;
-	return 3 * i > VGP_STATUS_STALE_MIN_MS ? 3 * i : VGP_STATUS_STALE_MIN_MS;
-}
-
-/* The age of the status file in ms (0 when it cannot be judged: a wall clock stepped back), -1 when it carries no
- * usable time at all. */
-static long long
-status_age_ms(json_t *root)
-{
-	json_t *m = json_object_get(root, "monotonic_ms");
-	const char *upd = json_string_value(json_object_get(root, "updated"));
-	struct timespec now;
-	struct tm tm = { 0 };
-	const char *end;
-
-	if (json_is_integer(m)) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		long long age = (long long) now.tv_sec * 1000 + now.tv_nsec / 1000000 - json_integer_value(m);
-		if (age >= 0)
-			return age;
-		/* from the future: written before a reboot (or by hand); the wall clock is all there is */
-	}
-	if (upd == NULL || (end = strptime(upd, "%Y-%m-%dT%H:%M:%SZ", &tm)) == NULL || *end != '\0')
-		return -1;
-	clock_gettime(CLOCK_REALTIME, &now);
-	long long age = ((long long) now.tv_sec - (long long) timegm(&tm)) * 1000;
-	return age > 0 ? age : 0;
-}
-
-int
-vgp_status_check(const char *status_file, const char *kubelet_dir, bool need_ready, char *msg, size_t len)
-{
-	json_error_t je;
-	json_t *root = json_load_file(status_file, 0, &je), *arr, *r, *iv;
-	json_int_t pid;
-	long long stale, age;
-	size_t i;
-	int ret = -1;
-
-	if (root == NULL) {
-		snprintf(msg, len, "cannot read %s: %s", status_file, je.text);
-		return -1;
-	}
-	pid = json_integer_value(json_object_get(root, "pid"));
-	arr = json_object_get(root, "resources");
-	if (pid <= 0 || !json_is_array(arr)) {
-		snprintf(msg, len, "%s: malformed status", status_file);
-		goto out;
-	}
-	if (kill((pid_t) pid, 0) < 0 && errno != EPERM) {
-		snprintf(msg, len, "serve process %lld is not running", (long long) pid);
-		goto out;
-	}
-	iv = json_object_get(root, "interval_ms");
-	stale = vgp_status_stale_ms(json_is_integer(iv) ? json_integer_value(iv) : 0);
-	age = status_age_ms(root);
-	if (age < 0) {
-		snprintf(msg, len, "%s: malformed status (no update time)", status_file);
-		goto out;
-	}
-	if (age > stale) {
-		snprintf(msg, len, "status not updated for %lld s (serve loop stuck?): serve process %lld, limit %lld s",
-			 age / 1000, (long long) pid, stale / 1000);
-		goto out;
-	}
-	json_array_foreach(arr, i, r) {
-		const char *name = json_string_value(json_object_get(r, "name"));
-		const char *sock = json_string_value(json_object_get(r, "socket"));
-		char path[PATH_MAX];
-		struct stat st;
-		if (name == NULL || sock == NULL) {
-			snprintf(msg, len, "%s: malformed status", status_file);
-			goto out;
-		}
-		if (kubelet_dir != NULL) {
-			const char *base = strrchr(sock, '/');
-			snprintf(path, sizeof path, "%s/%s", kubelet_dir, base ? base + 1 : sock);
-		} else {
-			snprintf(path, sizeof path, "%s", sock);
-		}
-		if (stat(path, &st) < 0 || !S_ISSOCK(st.st_mode)) {
-			snprintf(msg, len, "%s: socket %s is missing", name, path);
-			goto out;
-		}
-		if (need_ready && !json_is_true(json_object_get(r, "registered"))) {
-			snprintf(msg, len, "%s: not registered with kubelet", name);
-			goto out;
-		}
-	}
-	if (need_ready && !json_is_true(json_object_get(root, "ready"))) {
-		const char *why = json_string_value(json_object_get(root, "reason"));
-		snprintf(msg, len, "not ready: %s", why && *why ? why : "unknown");
-		goto out;
-	}
-	snprintf(msg, len, "%s: pid %lld, %zu resources served%s", need_ready ? "ready" : "alive", (long long) pid,
-		 json_array_size(arr), need_ready ? " and registered" : "");
-	ret = 0;
-out:
-	json_decref(root);
-	return ret;
+	return ret; /* the signals stay held: the process exits next */
 }
