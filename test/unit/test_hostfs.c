@@ -11,22 +11,20 @@
 #include <unistd.h>
 
 #include "hostfs.h"
+#include "scratch.h"
 
 static char dir[64];
 
 static void
 setup(void)
 {
-	snprintf(dir, sizeof dir, "/tmp/vgp-hostfs.XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	scratch_make(dir, sizeof dir, "hostfs");
 }
 
 static void
 teardown(void)
 {
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	cr_assert_eq(system(cmd), 0);
+	scratch_remove(dir);
 }
 
 static void
