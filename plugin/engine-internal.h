@@ -89,10 +89,6 @@ struct node_journal {
 	bool rebooted;                /* the journal came from another boot */
 };
 int node_journal_load(const struct vgp_engine_opts *o, struct node_journal *nj, vgp_error_t *err);
-/* The inventory, without the reads that take the device lock of a function whose unbind never returned (journal
- * state stuck): on a real kernel that lock stays held until a reboot, and the read would hang this process. */
-int node_scan(const char *root, const char *pci_ids, const struct vgp_journal *j, struct vgp_inventory *inv,
-	      vgp_error_t *err);
 /* Scan, then plan with the journal's sticky GPUs and the exclusions (addresses and reasons). On error inv and
  * plan are left empty. */
 int node_plan(const char *root, const struct vgp_engine_opts *o, const struct vgp_journal *j,

@@ -1,5 +1,5 @@
 /* node_view.c — the read-only view of the node (engine-internal.h): the journal (path, boot id, load), the
- * inventory without the functions the kernel holds, and the plan with the journal's sticky GPUs and the
+ * inventory (no read that takes a device lock: pci.h), and the plan with the journal's sticky GPUs and the
  * engine's exclusions. `plan` (vgp_plan_node) stops here; the bind engine starts from the same three steps.
  * Writes nothing. */
 #include <errno.h>
@@ -37,21 +37,6 @@ node_journal_load(const struct vgp_engine_opts *o, struct node_journal *nj, vgp_
 	return 0;
 }
 
-int
-node_scan(const char *root, const char *pci_ids, const struct vgp_journal *j, struct vgp_inventory *inv,
-	  vgp_error_t *err)
-{
-	_cleanup_free_ const char **locked = calloc(j->n ? j->n : 1, sizeof *locked);
-	size_t nl = 0;
-
-	if (locked == NULL)
-		return vgp_make_error(err, ENOMEM, "inventory");
-	for (size_t i = 0; i < j->n; i++)
-		if (j->e[i].state == VGP_J_STUCK)
-			locked[nl++] = j->e[i].addr;
-	return vgp_inventory_scan_ex(root, pci_ids, locked, nl, inv, err);
-}
-
 /* A GPU the journal records stays selected (sticky), unless the operator was giving it back. */
 static bool
 sticky_state(enum vgp_jstate s)
@@ -73,7 +58,7 @@ node_plan(const char *root, const struct vgp_engine_opts *o, const struct vgp_jo
 	memset(plan, 0, sizeof *plan);
 	if (sticky == NULL || exa == NULL || why == NULL)
 		return vgp_make_error(err, ENOMEM, "plan");
-	if (node_scan(root, o->pci_ids, j, inv, err) < 0)
+	if (vgp_inventory_scan(root, o->pci_ids, inv, err) < 0)
 		return -1;
 	for (size_t i = 0; i < j->n; i++)
 		if (strcmp(j->e[i].addr, j->e[i].gpu) == 0 && sticky_state(j->e[i].state))

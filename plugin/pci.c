@@ -408,13 +408,6 @@ vgp_read_locked_attr(const char *host_root, const char *addr, const char *attr, 
 int
 vgp_inventory_scan(const char *host_root, const char *pci_ids, struct vgp_inventory *inv, vgp_error_t *err)
 {
-	return vgp_inventory_scan_ex(host_root, pci_ids, NULL, 0, inv, err);
-}
-
-int
-vgp_inventory_scan_ex(const char *host_root, const char *pci_ids, const char *const *locked, size_t n_locked,
-		      struct vgp_inventory *inv, vgp_error_t *err)
-{
 	char path[PATH_MAX], buf[8192];
 	_cleanup_free_ char *sysdevs_real = NULL;
 	_cleanup_closedir_ DIR *groups = NULL;
@@ -446,8 +439,6 @@ vgp_inventory_scan_ex(const char *host_root, const char *pci_ids, const char *co
 
 	if (vgp_host_path(path, sizeof path, host_root, "/sys/devices") == 0)
 		sysdevs_real = realpath(path, NULL);
-	(void) locked;
-	(void) n_locked;
 	for (size_t i = 0; i < inv->n; i++) {
 		if (fill_sysfs(host_root, sysdevs_real, &inv->devs[i], err) < 0) {
 			vgp_error_wrap(err, "inventory %s", inv->devs[i].addr);

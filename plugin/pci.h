@@ -52,9 +52,6 @@ struct vgp_inventory {
  * look-ups disabled). Nothing whose read takes a device lock is read (driver_override stays "", SR-IOV VFs are
  * counted from the virtfn<N> links): a lock held by anyone (another tool's unbind that hangs) never blocks the scan. */
 int vgp_inventory_scan(const char *host_root, const char *pci_ids, struct vgp_inventory *inv, vgp_error_t *err);
-/* The same (kept for its callers: no scan reads a lock-taking attribute any more, so `locked` changes nothing). */
-int vgp_inventory_scan_ex(const char *host_root, const char *pci_ids, const char *const *locked, size_t n_locked,
-			  struct vgp_inventory *inv, vgp_error_t *err);
 void vgp_inventory_free(struct vgp_inventory *inv);
 /* Read an attribute whose read takes the device lock (driver_override, sriov_numvfs) in a child under timeout_ms:
  * buf gets its first line (escaped). -1 with *err when it timed out (status ETIMEDOUT: someone holds the device

@@ -290,7 +290,7 @@ vgp_release(const struct vgp_engine_opts *o, const char *const *addrs, size_t n,
 
 	if (eng_init(&e, o, rep, err) < 0)
 		goto out;
-	if (node_scan(e.root, o->pci_ids, &e.j, &e.inv, err) < 0)
+	if (vgp_inventory_scan(e.root, o->pci_ids, &e.inv, err) < 0)
 		goto out;
 	/* an entry whose address now holds another function (buses renumbered, a card added): dropped, never
 	 * released onto that function */
