@@ -24,7 +24,7 @@ import os
 import re
 import sys
 
-ADDR_RE = re.compile(r'^([0-9a-f]{4}):([0-9a-f]{2}):([0-1][0-9a-f])\.([0-7])$')
+ADDR_RE = re.compile(r'^([0-9a-f]{4,8}):([0-9a-f]{2}):([0-1][0-9a-f])\.([0-7])$')
 HEX4_RE = re.compile(r'^[0-9a-f]{4}$')
 CLASS_RE = re.compile(r'^[0-9a-f]{6}$')
 
@@ -36,6 +36,16 @@ DEFAULT_BOOT_ID = "3f0e6c1a-5b2d-4c8e-9a71-0d4b2e6f8a10"
 
 class SpecError(Exception):
     pass
+
+
+def _bus(addr):
+    """The bus number of DDDD[DDDD]:BB:DD.F (domains wider than 4 digits, as Intel VMD's 10000:, included)."""
+    return int(addr.split(":")[1], 16)
+
+
+def _slot(addr):
+    """domain:bus:device of an address (the card a function belongs to)."""
+    return addr.rsplit(".", 1)[0]
 
 
 # ---------------------------------------------------------------------------------------------------- presets
@@ -260,7 +270,7 @@ def _config_bytes(o, multifunction):
         c[0x2e:0x30] = sd.to_bytes(2, "little")
         c[0x3d] = 1   # INTA
     elif o["headerType"] == 1:
-        bus = int(o["addr"][5:7], 16)
+        bus = _bus(o["addr"])
         c[0x18], c[0x19], c[0x1a] = bus, o.get("_secondary", 0), o.get("_subordinate", 0)
     return bytes(c)
 
@@ -290,7 +300,7 @@ def build(root, spec):
         if p:
             t = topo_of(p) + "/" + addr
         else:
-            t = "pci%s:%s/%s" % (addr[:4], addr[5:7], addr)
+            t = "pci%s:%s/%s" % (addr.split(":")[0], addr.split(":")[1], addr)
         topo[addr] = t
         return t
 
@@ -301,12 +311,12 @@ def build(root, spec):
     for o in devs:   # bridges' secondary/subordinate buses from their children
         if o["parent"] in by_addr:
             b = by_addr[o["parent"]]
-            bus = int(o["addr"][5:7], 16)
+            bus = _bus(o["addr"])
             b["_secondary"] = bus if not b.get("_secondary") else min(b["_secondary"], bus)
             b["_subordinate"] = max(b.get("_subordinate", 0), bus)
     slots = {}
     for o in devs:
-        slots.setdefault(o["addr"][:10], []).append(o)
+        slots.setdefault(_slot(o["addr"]), []).append(o)
 
     # drivers
     drv_root = J("sys/bus/pci/drivers")
@@ -342,7 +352,7 @@ def build(root, spec):
         _write(os.path.join(dpath, "subsystem_device"), "0x%s\n" % sd)
         _write(os.path.join(dpath, "revision"), "0x%02x\n" % o["revision"])
         with open(os.path.join(dpath, "config"), "wb") as f:
-            f.write(_config_bytes(o, len(slots[addr[:10]]) > 1))
+            f.write(_config_bytes(o, len(slots[_slot(addr)]) > 1))
         _write(os.path.join(dpath, "numa_node"), "%d\n" % o["numa"])
         _write(os.path.join(dpath, "local_cpulist"), "0-15\n" if o["numa"] <= 0 else "16-31\n")
         _write(os.path.join(dpath, "driver_override"),
@@ -362,6 +372,8 @@ def build(root, spec):
         if o["sriovNumvfs"] is not None:
             _write(os.path.join(dpath, "sriov_numvfs"), "%d\n" % o["sriovNumvfs"])
             _write(os.path.join(dpath, "sriov_totalvfs"), "%d\n" % o["sriovTotalvfs"])
+            for k in range(o["sriovNumvfs"]):   # the kernel links each enabled VF (no device lock to read)
+                os.symlink("../%s-vf%d" % (addr, k), os.path.join(dpath, "virtfn%d" % k))
         if o["driver"]:
             ddir = os.path.join(drv_root, o["driver"])
             _relink(ddir, os.path.join(dpath, "driver"))

@@ -14,9 +14,10 @@
 #include "api.pb-c.h"
 #include "error.h"
 #include "names.h"
+#include "util.h"
 
 struct vgp_served_dev {
-	char addr[16];          /* the GPU's PCI address, "0000:61:00.0": the advertised device ID */
+	char addr[VGP_ADDR_LEN]; /* the GPU's PCI address, "0000:61:00.0": the advertised device ID */
 	int numa;               /* NUMA node, -1 when unknown (then no topology is advertised) */
 	int group;              /* IOMMU group: /dev/vfio/<group> */
 	char *topo_path;        /* sysfs path below /sys/devices ("pci0000:60/0000:60:01.0/0000:61:00.0"), may be

@@ -69,6 +69,17 @@ read_until(int fd, long deadline, struct vgp_child_result *r)
 static int
 reap_until(pid_t pid, long deadline, int *status)
 {
+	/* a child that closed its pipe is exiting: look again within microseconds first (many short children, e.g.
+	 * one driver_override read per planned function, must not cost CHILD_POLL_MS each) */
+	for (int i = 0; i < 50; i++) {
+		pid_t w = waitpid(pid, status, WNOHANG);
+		if (w == pid)
+			return 0;
+		if (w < 0 && errno != EINTR)
+			break;
+		struct timespec ts = { 0, 100 * 1000 };
+		nanosleep(&ts, NULL);
+	}
 	for (;;) {
 		pid_t w = waitpid(pid, status, WNOHANG);
 		if (w == pid)

@@ -35,6 +35,7 @@
 struct ctx {
 	const char *src;
 	vgp_error_t *err;
+	const char *prefix; /* resourcePrefix, once read (for the KubeVirt variable check) */
 };
 
 static int
@@ -368,6 +369,21 @@ parse_pt_list(struct ctx *c, const char *path, json_t *arr, struct vgp_passthrou
 				return fail_at(c, q, "resource name \"%s\" is already used by %s", pt->resource_name,
 					       o->json_path);
 			}
+			if (pt->resource_name != NULL && o->resource_name != NULL) {
+				/* KubeVirt finds a device by its env variable: two names, one variable = one resource lost */
+				char ea[VGP_RESOURCE_LEN + 64], eb[VGP_RESOURCE_LEN + 64], ra[VGP_RESOURCE_LEN + 8],
+					rb[VGP_RESOURCE_LEN + 8];
+				snprintf(ra, sizeof ra, "%s/%s", c->prefix ? c->prefix : VGP_DEFAULT_PREFIX, pt->resource_name);
+				snprintf(rb, sizeof rb, "%s/%s", c->prefix ? c->prefix : VGP_DEFAULT_PREFIX, o->resource_name);
+				if (vgp_env_name(ra, ea, sizeof ea) == 0 && vgp_env_name(rb, eb, sizeof eb) == 0 &&
+				    strcmp(ea, eb) == 0) {
+					char q[PATH_MAX_JSON];
+					child_key(q, p, "resourceName");
+					return fail_at(c, q, "resource names \"%s\" and \"%s\" (%s.resourceName) give the same "
+						       "KubeVirt variable %s: a VM asking for both would get one",
+						       pt->resource_name, o->resource_name, o->json_path, ea);
+				}
+			}
 			for (size_t a = 0; a < pt->match.n_addresses; a++) {
 				for (size_t b = 0; b < o->match.n_addresses; b++) {
 					if (strcmp(pt->match.addresses[a], o->match.addresses[b]) == 0) {
@@ -521,6 +537,7 @@ vgp_config_parse(const char *text, size_t len, const char *source, struct vgp_co
 	if (parse_prefix(&c, json_object_get(root, "resourcePrefix"), &c_out) < 0)
 		return -1;
 
+	c.prefix = c_out.resource_prefix;
 	if ((v = json_object_get(root, "passthrough")) != NULL) {
 		if (parse_pt_list(&c, "passthrough", v, &c_out.pt, &c_out.n_pt) < 0)
 			return -1;

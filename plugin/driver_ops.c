@@ -47,20 +47,24 @@ fn_driver(struct eng *e, const char *addr, char out[VGP_DRIVER_LEN])
 		out[0] = '\0';
 }
 
-void
-fn_override(struct eng *e, const char *addr, char out[VGP_DRIVER_LEN])
+int
+fn_override(struct eng *e, const char *addr, char out[VGP_DRIVER_LEN], vgp_error_t *err)
 {
-	char p[ENG_PATH_LEN];
-	_cleanup_error_ vgp_error_t err = NULL;
+	_cleanup_error_ vgp_error_t rerr = NULL;
+
 	out[0] = '\0';
-	if (eng_path(e, p, "/sys/bus/pci/devices/%s/driver_override", addr) < 0 ||
-	    vgp_read_file(p, out, VGP_DRIVER_LEN, &err) < 0) {
+	/* the read takes the device lock: under the unbind timeout, in a child (someone's hung unbind holds it) */
+	if (vgp_read_locked_attr(e->root, addr, "driver_override", e->unbind_ms, out, VGP_DRIVER_LEN, &rerr) < 0) {
 		out[0] = '\0';
-		return;
+		if (rerr->status == ETIMEDOUT) {
+			*err = steal_pointer(&rerr);
+			return -1;
+		}
+		return 0; /* no such attribute (an old kernel): nothing set */
 	}
-	out[strcspn(out, "\n")] = '\0'; /* the attribute is one line */
 	if (strcmp(out, "(null)") == 0)
 		out[0] = '\0';
+	return 0;
 }
 
 /* e->wrote: set from any worker, read from any (release's preconditions run on a worker) */
@@ -244,7 +248,8 @@ fn_restore(struct eng *e, const char *addr, const char *orig, bool natural, bool
 	*stuck = false;
 	if (!fn_exists(e, addr))
 		return vgp_make_error(err, ENODEV, "%s: restore: the device vanished", addr);
-	fn_override(e, addr, ov);
+	if (fn_override(e, addr, ov, err) < 0)
+		return vgp_error_wrap(err, "%s: restore", addr);
 	if (ov[0] && fn_write_override(e, addr, "\n", err) < 0)
 		return -1;
 	fn_driver(e, addr, cur);

@@ -100,10 +100,6 @@ struct node_journal {
 	bool rebooted;                /* the journal came from another boot */
 };
 int node_journal_load(const struct vgp_engine_opts *o, struct node_journal *nj, vgp_error_t *err);
-/* The inventory, without the reads that take the device lock of a function whose unbind never returned (journal
- * state stuck): on a real kernel that lock stays held until a reboot, and the read would hang this process. */
-int node_scan(const char *root, const char *pci_ids, const struct vgp_journal *j, struct vgp_inventory *inv,
-	      vgp_error_t *err);
 /* Scan, then plan with the journal's sticky GPUs and the exclusions (addresses and reasons). On error inv and
  * plan are left empty. */
 int node_plan(const char *root, const struct vgp_engine_opts *o, const struct vgp_journal *j,
@@ -115,9 +111,11 @@ int eng_path(struct eng *e, char *buf, const char *fmt, ...) __attribute__((form
 bool fn_exists(struct eng *e, const char *addr);
 /* Has this run written to sysfs yet (e->wrote, read atomically: workers set it)? */
 bool eng_wrote(struct eng *e);
-/* The current driver ("" when unbound) / driver_override ("" when clear). */
+/* The current driver ("" when unbound). */
 void fn_driver(struct eng *e, const char *addr, char out[VGP_DRIVER_LEN]);
-void fn_override(struct eng *e, const char *addr, char out[VGP_DRIVER_LEN]);
+/* driver_override ("" when clear), read in a child under the unbind timeout (the read takes the device lock);
+ * -1 with *err (ETIMEDOUT) when someone holds that lock: write nothing to the function. */
+int fn_override(struct eng *e, const char *addr, char out[VGP_DRIVER_LEN], vgp_error_t *err);
 int fn_write_override(struct eng *e, const char *addr, const char *value, vgp_error_t *err);
 int fn_probe(struct eng *e, const char *addr, vgp_error_t *err);
 /* Unbind addr from drv in a child under the unbind timeout, then wait for the driver link to go. *stuck: the
@@ -163,6 +161,11 @@ size_t eng_workers(const struct eng *e, size_t n);
 /* ---- repair.c */
 /* Restore what a killed run left in flight. *changed: the node changed (the caller scans it again). */
 int eng_repair(struct eng *e, bool *changed, vgp_error_t *err);
+
+/* ---- identity.c */
+/* Drop (with a warning naming both identities, the journal saved) every entry that the function now at its address
+ * (e->inv) does not match (vgp_identity_trusted): repair and release then act on checked entries only. */
+int eng_vet_journal(struct eng *e, bool *dropped, vgp_error_t *err);
 
 /* ---- udev_persist.c */
 int udev_sync(struct eng *e, vgp_error_t *err);

@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "engine-internal.h"
+#include "identity.h"
+#include "stop.h"
 #include "log.h"
 #include "util.h"
 
@@ -163,11 +165,22 @@ void
 eng_jset(struct eng *e, const char *addr, const char *gpu, int group, const char *orig, enum vgp_jstate st)
 {
 	struct vgp_journal_entry n = { .group = group, .state = st };
+	const struct vgp_journal_entry *old;
+	const struct vgp_pci_dev *d = vgp_inventory_find(&e->inv, addr);
 	_cleanup_error_ vgp_error_t err = NULL;
+
+	eng_lock(e); /* the journal's entries move when another worker adds one: look and set under the lock */
+	old = vgp_journal_find(&e->j, addr);
 	snprintf(n.addr, sizeof n.addr, "%s", addr);
 	snprintf(n.gpu, sizeof n.gpu, "%s", gpu);
 	snprintf(n.orig_driver, sizeof n.orig_driver, "%s", orig);
-	eng_lock(e);
+	/* the identity checked in this run (the inventory the move works from) goes with the entry */
+	if (d != NULL)
+		vgp_identity_set(&n, d);
+	else if (old != NULL && old->has_id)
+		vgp_identity_set(&n, &(struct vgp_pci_dev) { .vendor = old->vendor, .device = old->device,
+			.subsys_vendor = old->subsys_vendor, .subsys_device = old->subsys_device,
+			.class_code = old->class_code });
 	if (vgp_journal_set(&e->j, &n, &err) < 0)
 		log_error("%s", vgp_error_text(err));
 	eng_unlock(e);
@@ -352,6 +365,15 @@ static void
 bind_one(struct eng *e, size_t i, void *arg)
 {
 	const struct vgp_plan_gpu **work = arg;
+	int sig = vgp_stop_requested();
+
+	if (sig != 0) {
+		/* a deferred SIGINT/SIGTERM/SIGHUP: the groups already moving finish (or roll back); no other group
+		 * starts. Its unbind lock, if taken, is given back after the round. */
+		eng_result(e, e->inv.devs[work[i]->dev].addr, work[i]->resource, VGP_OUT_FAILED, 0, work[i]->n_members,
+			   "not moved: %s arrived before its turn (nothing written to it)", vgp_stop_name(sig));
+		return;
+	}
 	group_bind(e, work[i]);
 }
 
@@ -383,6 +405,8 @@ bind_round(struct eng *e, const struct vgp_plan_gpu **work, size_t nw, vgp_error
 	if (n > 1)
 		log_info("moved %zu groups in %ld ms (%zu at a time)", n, ms, eng_workers(e, n));
 	busy_release_locks(e);
+	if (vgp_stop_requested() != 0)
+		return 0; /* stopping: no re-plan */
 	return e->n_ex != ex_before ? 1 : 0; /* nothing stuck: no replacement to look for */
 }
 
@@ -436,7 +460,13 @@ vgp_bind(const struct vgp_engine_opts *o, struct vgp_engine_report *rep, vgp_err
 	bool changed = false;
 	int r = -1;
 
-	if (eng_init(&e, o, rep, err) < 0 || eng_snap(&e, err) < 0 || check_plan(&e, err) < 0)
+	if (eng_init(&e, o, rep, err) < 0 || eng_snap(&e, err) < 0)
+		goto out;
+	/* journal entries whose address now holds another function: dropped before repair can write to it */
+	if (eng_vet_journal(&e, &changed, err) < 0 || (changed && eng_snap(&e, err) < 0))
+		goto out;
+	changed = false;
+	if (check_plan(&e, err) < 0)
 		goto out;
 	if (eng_repair(&e, &changed, err) < 0)
 		goto out;

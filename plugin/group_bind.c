@@ -130,7 +130,8 @@ move_member(struct eng *e, struct move *mv, struct member *m, vgp_error_t *err)
 	bool stuck = false;
 
 	fn_driver(e, m->addr, cur);
-	fn_override(e, m->addr, ov);
+	if (fn_override(e, m->addr, ov, err) < 0)
+		return -1;
 	if (vgp_driver_is_vfio(cur)) {
 		if (strcmp(cur, "vfio-pci") == 0 && strcmp(ov, "vfio-pci") != 0)
 			return fn_write_override(e, m->addr, "vfio-pci", err);
@@ -281,9 +282,10 @@ group_needs_work(struct eng *e, const struct vgp_plan_gpu *g)
 		if (!vgp_driver_is_vfio(cur))
 			return true;
 		if (strcmp(cur, "vfio-pci") == 0) {
-			fn_override(e, d->addr, ov);
-			if (strcmp(ov, "vfio-pci") != 0)
-				return true;
+			_cleanup_error_ vgp_error_t err = NULL;
+
+			if (fn_override(e, d->addr, ov, &err) < 0 || strcmp(ov, "vfio-pci") != 0)
+				return true; /* a lock held elsewhere: the bind step says so */
 		}
 		if (je && je->state != VGP_J_BOUND)
 			return true;

@@ -62,7 +62,7 @@ struct sres {
 	struct vgp_served_resource r; /* deep copy; health updated in place */
 	char sock_name[VGP_RESOURCE_LEN + 16];
 	char sock_path[PATH_MAX];
-	char target[PATH_MAX + 8];    /* "unix:" + sock_path */
+	char target[PATH_MAX + 8];    /* "unix:" + sock_path, or via /proc/self/fd/<kdir_fd> */
 	struct listener *cur;
 	grpc_slice list;              /* the packed ListAndWatchResponse of generation gen */
 	uint64_t gen;
@@ -85,6 +85,7 @@ struct vgp_server {
 	pthread_t thread;
 	bool thread_started;
 	struct sres *res;
+	int kdir_fd;                  /* O_PATH of the kubelet directory when its path is too long to bind in, else -1 */
 	size_t n;
 	char kubelet_dir[PATH_MAX];
 };

@@ -8,6 +8,7 @@
 #include "grpc_server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
@@ -292,6 +293,43 @@ vgp_server_listen(struct vgp_server *s, size_t i, vgp_error_t *err)
 
 /* ---- public ---- */
 
+/* The socket of resource `name` in kubelet_dir, within the unix socket limit (sun_max - 1 bytes): the readable
+ * vfio-gpu-<NAME>.sock when <dir>/<that> fits, else the short stable vfio-gpu-<hash>.sock; when even that does not
+ * fit (a long --kubelet-dir), the socket is bound through /proc/self/fd/<O_PATH fd of the directory>/<name> (the
+ * readable name again when it fits there).
+ * sock_name (the endpoint sent to kubelet) is the basename either way; sock_path the full path (for lstat, unlink
+ * and messages). */
+static int
+socket_address(struct vgp_server *s, const char *kubelet_dir, const char *name, struct sres *sr, size_t sun_max,
+	       vgp_error_t *err)
+{
+	char readable[sizeof sr->sock_name];
+	size_t dl = strlen(kubelet_dir), fdl = sizeof "/proc/self/fd/2147483647/" - 1;
+	bool have = vgp_socket_name(name, readable, sizeof readable) == 0;
+	bool direct = dl + 1 + sizeof "vfio-gpu-0123456789abcdef.sock" - 1 < sun_max;
+
+	if (have && (direct ? dl + 1 : fdl) + strlen(readable) < sun_max)
+		snprintf(sr->sock_name, sizeof sr->sock_name, "%s", readable);
+	else if (vgp_socket_name_short(name, sr->sock_name, sizeof sr->sock_name) < 0)
+		return vgp_make_usage_error(err, "resource %s: no socket name", name);
+	if ((size_t) snprintf(sr->sock_path, sizeof sr->sock_path, "%s/%s", kubelet_dir, sr->sock_name) >=
+	    sizeof sr->sock_path)
+		return vgp_make_usage_error(err, "socket path %s/%s is too long", kubelet_dir, sr->sock_name);
+	if (strlen(sr->sock_path) < sun_max) {
+		snprintf(sr->target, sizeof sr->target, "unix:%s", sr->sock_path);
+		return 0;
+	}
+	if (s->kdir_fd < 0) {
+		s->kdir_fd = open(kubelet_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (s->kdir_fd < 0)
+			return vgp_make_error(err, errno, "open kubelet directory %s", kubelet_dir);
+	}
+	snprintf(sr->target, sizeof sr->target, "unix:/proc/self/fd/%d/%s", s->kdir_fd, sr->sock_name);
+	log_info("%s: kubelet directory path too long for a unix socket: binding %s through %s", name, sr->sock_path,
+		 sr->target + 5);
+	return 0;
+}
+
 /* Fill sr from the table r (deep copy), its socket name and path, its packed list. */
 static int
 sres_init(struct vgp_server *s, struct sres *sr, const struct vgp_served_resource *r, vgp_error_t *err)
@@ -301,13 +339,8 @@ sres_init(struct vgp_server *s, struct sres *sr, const struct vgp_served_resourc
 	sr->list = grpc_empty_slice();
 	if (copy_table(&sr->r, r) < 0)
 		return vgp_make_error(err, ENOMEM, "server");
-	if (vgp_socket_name(r->name, sr->sock_name, sizeof sr->sock_name) < 0 ||
-	    (size_t) snprintf(sr->sock_path, sizeof sr->sock_path, "%s/%s", s->kubelet_dir, sr->sock_name) >=
-		    sizeof sr->sock_path ||
-	    strlen(sr->sock_path) >= sizeof sun.sun_path)
-		return vgp_make_usage_error(err, "socket path %s/%s is too long for a unix socket (%zu max)",
-					    s->kubelet_dir, sr->sock_name, sizeof sun.sun_path - 1);
-	snprintf(sr->target, sizeof sr->target, "unix:%s", sr->sock_path);
+	if (socket_address(s, s->kubelet_dir, r->name, sr, sizeof sun.sun_path, err) < 0)
+		return -1;
 	if (srv_repack_list(sr) < 0)
 		return vgp_make_error(err, ENOMEM, "server");
 	return 0;
@@ -324,6 +357,7 @@ vgp_server_new(struct vgp_server **out, const char *kubelet_dir, const struct vg
 	s = calloc(1, sizeof *s);
 	if (s == NULL)
 		return vgp_make_error(err, ENOMEM, "server");
+	s->kdir_fd = -1;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	snprintf(s->kubelet_dir, sizeof s->kubelet_dir, "%s", kubelet_dir);
@@ -428,6 +462,8 @@ vgp_server_free(struct vgp_server *s)
 		grpc_slice_unref(s->res[i].list);
 	}
 	free(s->res);
+	if (s->kdir_fd >= 0)
+		close(s->kdir_fd);
 	for (size_t i = 0; i < s->n_logs; i++)
 		free(s->logs[i].line);
 	free(s->logs);

@@ -21,11 +21,12 @@
 #include <stddef.h>
 
 #include "error.h"
+#include "util.h"
 
 struct vgp_health;
 
 struct vgp_health_dev {
-	char addr[16];     /* the GPU function, "0000:61:00.0" */
+	char addr[VGP_ADDR_LEN]; /* the GPU function, "0000:61:00.0" */
 	int group;         /* its IOMMU group: /dev/vfio/<group> */
 	char **members;    /* every function of the IOMMU group including the GPU (addresses); may be NULL */
 	size_t n_members;

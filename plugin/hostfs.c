@@ -135,46 +135,52 @@ vgp_mkdir_p(const char *path, vgp_error_t *err)
 	return 0;
 }
 
-/* Write to tmp, rename it over path (a reader sees the old or the new content, never a mix). durable: fsync the
- * file before the rename and the directory after, so the new content survives a crash. */
+/* The one atomic replace behind vgp_write_atomic, vgp_write_atomic_hidden and vgp_write_replace. durable: fsync
+ * the file before the rename and the directory after, so the new content survives a crash. */
 static int
-write_via(const char *path, const char *tmp, const char *data, size_t len, bool durable, vgp_error_t *err)
+write_atomic(const char *path, bool hidden, bool durable, const char *data, size_t len, vgp_error_t *err)
 {
-	char dir[4096];
+	char dir[4096], tmp[4096];
 	_cleanup_close_ int fd = -1;
 	_cleanup_close_ int dfd = -1;
+	const char *base = strrchr(path, '/');
+	struct stat st;
 	size_t off = 0;
+	int n, e;
 
-	if (snprintf(dir, sizeof dir, "%s", path) >= (int) sizeof dir)
+	base = base ? base + 1 : path;
+	if (hidden)
+		n = snprintf(tmp, sizeof tmp, "%.*s.%s.tmp.XXXXXX", (int) (base - path), path, base);
+	else
+		n = snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
+	if (n < 0 || n >= (int) sizeof tmp || snprintf(dir, sizeof dir, "%s", path) >= (int) sizeof dir)
 		return vgp_make_error(err, ENAMETOOLONG, "write %s", path);
 	if (vgp_mkdir_p(dirname(dir), err) < 0)
 		return -1;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* A planted link at the target would make a later reader (or an operator's editor) follow it: refuse it. */
+	if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
+		return vgp_make_error(err, S_ISLNK(st.st_mode) ? ELOOP : EEXIST, "write %s: %s", path,
+				      S_ISLNK(st.st_mode) ? "the target is a symbolic link; refusing to replace it"
+							  : "the target is not a regular file");
+	/* A unique name, created with O_EXCL (never follows a planted link, never shared with another writer). */
+	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return vgp_make_error(err, errno, "create %s", tmp);
+	if (fchmod(fd, 0644) < 0)
+		goto fail_errno;
 	while (off < len) {
 		ssize_t w = write(fd, data + off, len - off);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
-			int e = errno;
-			unlink(tmp);
-			return vgp_make_error(err, e, "write %s", tmp);
+			goto fail_errno;
 		}
 		off += (size_t) w;
 	}
-	if (durable && fsync(fd) < 0) {
-		int e = errno;
-		unlink(tmp);
-		return vgp_make_error(err, e, "fsync %s", tmp);
-	}
-	if (close(steal_fd(&fd)) < 0) {
-		int e = errno;
-		unlink(tmp);
-		return vgp_make_error(err, e, "close %s", tmp);
-	}
+	if ((durable && fsync(fd) < 0) || close(steal_fd(&fd)) < 0)
+		goto fail_errno;
 	if (rename(tmp, path) < 0) {
-		int e = errno;
+		e = errno;
 		unlink(tmp);
 		return vgp_make_error(err, e, "rename %s to %s", tmp, path);
 	}
@@ -185,33 +191,26 @@ write_via(const char *path, const char *tmp, const char *data, size_t len, bool 
 	if (dfd >= 0)
 		(void) fsync(dfd);
 	return 0;
-}
-
-/* path + ".tmp" */
-static int
-write_dot_tmp(const char *path, const char *data, size_t len, bool durable, vgp_error_t *err)
-{
-	char tmp[4096];
-
-	if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int) sizeof tmp)
-		return vgp_make_error(err, ENAMETOOLONG, "write %s", path);
-	return write_via(path, tmp, data, len, durable, err);
+fail_errno:
+	e = errno;
+	unlink(tmp);
+	return vgp_make_error(err, e, "write %s", tmp);
 }
 
 int
 vgp_write_atomic(const char *path, const char *data, size_t len, vgp_error_t *err)
 {
-	return write_dot_tmp(path, data, len, true, err);
+	return write_atomic(path, false, true, data, len, err);
 }
 
 int
-vgp_write_atomic_via(const char *path, const char *tmp, const char *data, size_t len, vgp_error_t *err)
+vgp_write_atomic_hidden(const char *path, const char *data, size_t len, vgp_error_t *err)
 {
-	return write_via(path, tmp, data, len, true, err);
+	return write_atomic(path, true, true, data, len, err);
 }
 
 int
 vgp_write_replace(const char *path, const char *data, size_t len, vgp_error_t *err)
 {
-	return write_dot_tmp(path, data, len, false, err);
+	return write_atomic(path, false, false, data, len, err);
 }

@@ -21,11 +21,13 @@ int vgp_write_file(const char *path, const char *s, vgp_error_t *err);
 /* The last component of a symlink's target ("../../../bus/pci/drivers/nvidia" -> "nvidia").
  * Returns 0; -1 when the link does not exist or cannot be read (errno set, *err untouched). */
 int vgp_readlink_base(const char *path, char *buf, size_t len);
-/* Atomic replace: write to path.tmp, fsync, rename, fsync the directory. mkdir -p of the parent. */
+/* Atomic replace: write to a unique path.tmp.XXXXXX created with O_EXCL in the target's directory (never through a
+ * planted link), fsync, rename, fsync the directory. mkdir -p of the parent. A target that is a symbolic link (or
+ * not a regular file) is refused. */
 int vgp_write_atomic(const char *path, const char *data, size_t len, vgp_error_t *err);
-/* The same with the temporary file named tmp (same directory as path), for readers that skip some names (NFD
- * ignores hidden files in features.d, so a half-written ".name.tmp" is never read). */
-int vgp_write_atomic_via(const char *path, const char *tmp, const char *data, size_t len, vgp_error_t *err);
+/* The same with a hidden temporary file, <dir>/.<name>.tmp.XXXXXX, for readers that skip hidden names (NFD ignores
+ * them in features.d, so a half-written file is never read). */
+int vgp_write_atomic_hidden(const char *path, const char *data, size_t len, vgp_error_t *err);
 /* The same atomic replace (a reader sees the old or the new content, never a mix) without the two fsyncs: for
  * files that describe the running process (serve's status file), which mean nothing after a crash or a reboot,
  * and which the event loop rewrites on every health change, where an fsync would stall the next event by

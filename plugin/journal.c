@@ -3,14 +3,19 @@
  * plugin passed through and their original drivers).
  *
  * Format: {"version": 1, "bootId": "...", "functions": [{"address": "0000:61:00.0", "gpu": "0000:61:00.0",
- *          "group": 12, "originalDriver": "nvidia" | null, "state": "binding|bound|releasing|stuck"}]} */
+ *          "group": 12, "originalDriver": "nvidia" | null, "state": "binding|bound|releasing|stuck",
+ *          "vendor": "10de", "device": "26b9", "subsystem": "10de:1851", "class": "030200"}]}
+ * (the four identity keys together or none: journals from before them carry none) */
 #include "journal.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "hostfs.h"
 #include "util.h"
@@ -124,12 +129,50 @@ vgp_journal_dump(const struct vgp_journal *j)
 		json_object_set_new(o, "group", e->group >= 0 ? json_integer(e->group) : json_null());
 		json_object_set_new(o, "originalDriver", e->orig_driver[0] ? json_string(e->orig_driver) : json_null());
 		json_object_set_new(o, "state", json_string(vgp_jstate_name(e->state)));
+		if (e->has_id) {
+			char v[8], d[8], sub[16], cls[8];
+			snprintf(v, sizeof v, "%04x", e->vendor);
+			snprintf(d, sizeof d, "%04x", e->device);
+			snprintf(sub, sizeof sub, "%04x:%04x", e->subsys_vendor, e->subsys_device);
+			snprintf(cls, sizeof cls, "%06x", e->class_code & 0xffffff);
+			json_object_set_new(o, "vendor", json_string(v));
+			json_object_set_new(o, "device", json_string(d));
+			json_object_set_new(o, "subsystem", json_string(sub));
+			json_object_set_new(o, "class", json_string(cls));
+		}
 		json_array_append_new(fns, o);
 	}
 	json_object_set_new(root, "functions", fns);
 	s = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
 	json_decref(root);
 	return s;
+}
+
+/* "vendor", "device", "subsystem", "class": all four or none. */
+static int
+get_identity(json_t *o, struct vgp_journal_entry *e, const char *src, size_t i, vgp_error_t *err)
+{
+	json_t *v = json_object_get(o, "vendor"), *d = json_object_get(o, "device"), *s = json_object_get(o, "subsystem"),
+	       *c = json_object_get(o, "class");
+	unsigned a, b, x, y, cls;
+	int n = 0;
+
+	if (!v && !d && !s && !c)
+		return 0;
+	if (!json_is_string(v) || !json_is_string(d) || !json_is_string(s) || !json_is_string(c) ||
+	    sscanf(json_string_value(v), "%4x%n", &a, &n) != 1 || n != 4 ||
+	    sscanf(json_string_value(d), "%4x%n", &b, &n) != 1 || n != 4 ||
+	    sscanf(json_string_value(s), "%4x:%4x%n", &x, &y, &n) != 2 || n != 9 ||
+	    sscanf(json_string_value(c), "%6x%n", &cls, &n) != 1 || n != 6)
+		return vgp_make_error(err, EINVAL, "%s: functions[%zu]: expected vendor \"vvvv\", device \"dddd\", "
+				      "subsystem \"vvvv:dddd\" and class \"cccccc\" together", src, i);
+	e->has_id = true;
+	e->vendor = (uint16_t) a;
+	e->device = (uint16_t) b;
+	e->subsys_vendor = (uint16_t) x;
+	e->subsys_device = (uint16_t) y;
+	e->class_code = cls;
+	return 0;
 }
 
 static int
@@ -197,9 +240,13 @@ vgp_journal_parse(const char *text, size_t len, const char *source, const char *
 		d = json_object_get(o, "originalDriver");
 		if (json_is_string(d)) {
 			const char *ds = json_string_value(d);
-			if (strlen(ds) >= sizeof e.orig_driver || strchr(ds, '/')) {
+			bool printable = true;
+			for (const char *q = ds; *q; q++)
+				printable &= *q > 0x20 && *q < 0x7f;
+			if (strlen(ds) >= sizeof e.orig_driver || strchr(ds, '/') || !printable) {
+				char esc[256];
 				vgp_make_error(err, EINVAL, "%s: functions[%zu].originalDriver: invalid driver name '%s'",
-					       source, i, ds);
+					       source, i, vgp_escape(ds, esc, sizeof esc));
 				goto out;
 			}
 			snprintf(e.orig_driver, sizeof e.orig_driver, "%s", ds);
@@ -208,6 +255,8 @@ vgp_journal_parse(const char *text, size_t len, const char *source, const char *
 				       source, i);
 			goto out;
 		}
+		if (get_identity(o, &e, source, i, err) < 0)
+			goto out;
 		st = json_object_get(o, "state");
 		if (!json_is_string(st) || parse_state(json_string_value(st), &e.state) < 0) {
 			vgp_make_error(err, EINVAL,
@@ -243,14 +292,22 @@ vgp_journal_load(const char *path, const char *boot_id, struct vgp_journal *j, b
 
 	if (rebooted)
 		*rebooted = false;
-	f = fopen(path, "re");
-	if (f == NULL) {
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
 		if (errno == ENOENT) {
 			vgp_journal_free(j);
 			snprintf(j->boot_id, sizeof j->boot_id, "%s", boot_id ? boot_id : "");
 			return 0;
 		}
+		if (errno == ELOOP)
+			return vgp_make_error(err, ELOOP, "journal %s: the target is a symbolic link; refusing it", path);
 		return vgp_make_error(err, errno, "journal: open %s", path);
+	}
+	f = fdopen(fd, "r");
+	if (f == NULL) {
+		int e = errno;
+		close(fd);
+		return vgp_make_error(err, e, "journal: open %s", path);
 	}
 	for (;;) {
 		if (len + 4096 > cap) {
@@ -289,4 +346,30 @@ vgp_journal_save(const char *path, const struct vgp_journal *j, vgp_error_t *err
 	if (vgp_write_atomic(path, s, len + 1, err) < 0)
 		return vgp_error_wrap(err, "journal");
 	return 0;
+}
+
+int
+vgp_journal_set_aside_if_corrupt(const char *path, vgp_error_t *err)
+{
+	_cleanup_error_ vgp_error_t perr = NULL;
+	struct vgp_journal j = { 0 };
+	char aside[4200], ts[32];
+	struct timespec now;
+	struct tm tm;
+
+	if (vgp_journal_load(path, NULL, &j, NULL, &perr) == 0) {
+		vgp_journal_free(&j);
+		return 0;
+	}
+	if (perr->status != EINVAL)
+		return 0; /* unreadable, not corrupt: the load proper reports it */
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(ts, sizeof ts, "%Y%m%dT%H%M%SZ", &tm);
+	snprintf(aside, sizeof aside, "%s.corrupt-%s", path, ts);
+	if (rename(path, aside) < 0)
+		return vgp_make_error(err, errno, "%s; moving it aside to %s failed; nothing is moved", perr->msg,
+				      aside);
+	return vgp_make_error(err, 0, "%s; the file was moved aside to %s (kept); nothing is moved until it is "
+			      "repaired (GPUs already on vfio-pci are served)", perr->msg, aside);
 }

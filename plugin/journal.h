@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "error.h"
 #include "pci.h"
@@ -24,6 +25,11 @@ struct vgp_journal_entry {
 	int group;
 	char orig_driver[VGP_DRIVER_LEN]; /* "" = had no driver */
 	enum vgp_jstate state;
+	/* The function's identity when it was journaled (identity.c checks it before any write): absent in journals
+	 * written before issue 11 (has_id false) */
+	bool has_id;
+	uint16_t vendor, device, subsys_vendor, subsys_device;
+	uint32_t class_code;
 };
 
 struct vgp_journal {
@@ -49,6 +55,10 @@ const char *vgp_jstate_name(enum vgp_jstate s);
 /* The GPU addresses the journal records (entries whose addr == gpu), address order, for the plan's sticky
  * list. *out is a malloc'd array of pointers into j (free the array only). */
 int vgp_journal_gpus(const struct vgp_journal *j, const char ***out, size_t *n, vgp_error_t *err);
+/* A journal that cannot be parsed (truncated, corrupt): renamed aside to <path>.corrupt-<UTC time> (kept: it may
+ * hold original drivers) and -1 returned with *err saying so (both names and the parse error). 0 when the file is
+ * absent, parses, or cannot be read at all (the caller's load then says why). */
+int vgp_journal_set_aside_if_corrupt(const char *path, vgp_error_t *err);
 /* Serialise / parse (pure, for tests and the fuzzers). vgp_journal_parse applies the same boot rule as load. */
 char *vgp_journal_dump(const struct vgp_journal *j);
 int vgp_journal_parse(const char *text, size_t len, const char *source, const char *boot_id, struct vgp_journal *j,

@@ -3,7 +3,9 @@
  * (as KubeVirt's ResourceNameToEnvVar builds it); our socket name; validity of names and prefixes.
  * Pure: no I/O. */
 #include "names.h"
+#include "util.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -170,4 +172,15 @@ vgp_socket_name(const char *resource, char *out, size_t outlen)
 	if (r < 0 || (size_t) r >= outlen)
 		return -1;
 	return 0;
+}
+
+int
+vgp_socket_name_short(const char *resource, char *out, size_t outlen)
+{
+	int r;
+
+	if (resource == NULL || out == NULL || *resource == '\0')
+		return -1;
+	r = snprintf(out, outlen, "vfio-gpu-%016llx.sock", vgp_hash64(resource));
+	return r < 0 || (size_t) r >= outlen ? -1 : 0;
 }

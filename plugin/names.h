@@ -27,5 +27,8 @@ int vgp_env_name(const char *resource, char *out, size_t outlen);
 /* "nvidia.com/AD102GL_L40S" -> "vfio-gpu-AD102GL_L40S.sock" (the name after the last '/'). Returns 0 or -1
  * (too small, or nothing after the '/'). */
 int vgp_socket_name(const char *resource, char *out, size_t outlen);
+/* The short stable name used when <kubelet-dir>/vfio-gpu-<NAME>.sock would pass the unix socket limit:
+ * "vfio-gpu-<16 hex digits of FNV-1a 64 of the whole resource name>.sock" (30 characters). Returns 0 or -1. */
+int vgp_socket_name_short(const char *resource, char *out, size_t outlen);
 
 #endif

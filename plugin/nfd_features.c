@@ -153,10 +153,9 @@ vgp_nfd_features_text(const struct vgp_served_resource *res, size_t n)
 }
 
 static int
-paths(const char *dir, char *path, char *tmp, size_t len, vgp_error_t *err)
+features_path(const char *dir, char *path, size_t len, vgp_error_t *err)
 {
-	if (snprintf(path, len, "%s/%s", dir, VGP_NFD_FILE) >= (int) len ||
-	    snprintf(tmp, len, "%s/.%s.tmp", dir, VGP_NFD_FILE) >= (int) len)
+	if (snprintf(path, len, "%s/%s", dir, VGP_NFD_FILE) >= (int) len)
 		return vgp_make_error(err, ENAMETOOLONG, "NFD features directory %s", dir);
 	return 0;
 }
@@ -164,24 +163,24 @@ paths(const char *dir, char *path, char *tmp, size_t len, vgp_error_t *err)
 int
 vgp_nfd_write(const char *dir, const struct vgp_served_resource *res, size_t n, vgp_error_t *err)
 {
-	char path[PATH_MAX], tmp[PATH_MAX];
+	char path[PATH_MAX];
 	_cleanup_free_ char *text = vgp_nfd_features_text(res, n);
 
 	if (text == NULL)
 		return vgp_make_error(err, ENOMEM, "NFD features");
-	if (paths(dir, path, tmp, sizeof path, err) < 0)
+	if (features_path(dir, path, sizeof path, err) < 0)
 		return -1;
 	if (text[0] == '\0')
 		return vgp_nfd_remove(dir, err);
-	return vgp_write_atomic_via(path, tmp, text, strlen(text), err);
+	return vgp_write_atomic_hidden(path, text, strlen(text), err);
 }
 
 int
 vgp_nfd_remove(const char *dir, vgp_error_t *err)
 {
-	char path[PATH_MAX], tmp[PATH_MAX];
+	char path[PATH_MAX];
 
-	if (paths(dir, path, tmp, sizeof path, err) < 0)
+	if (features_path(dir, path, sizeof path, err) < 0)
 		return -1;
 	if (unlink(path) < 0 && errno != ENOENT)
 		return vgp_make_error(err, errno, "remove %s", path);

@@ -1,5 +1,5 @@
 /* node_view.c — the read-only view of the node (engine-internal.h): the journal (path, boot id, load), the
- * inventory without the functions the kernel holds, and the plan with the journal's sticky GPUs and the
+ * inventory (no read that takes a device lock: pci.h), and the plan with the journal's sticky GPUs and the
  * engine's exclusions. `plan` (vgp_plan_node) stops here; the bind engine starts from the same three steps.
  * Writes nothing. */
 #include <errno.h>
@@ -37,21 +37,6 @@ node_journal_load(const struct vgp_engine_opts *o, struct node_journal *nj, vgp_
 	return 0;
 }
 
-int
-node_scan(const char *root, const char *pci_ids, const struct vgp_journal *j, struct vgp_inventory *inv,
-	  vgp_error_t *err)
-{
-	_cleanup_free_ const char **locked = calloc(j->n ? j->n : 1, sizeof *locked);
-	size_t nl = 0;
-
-	if (locked == NULL)
-		return vgp_make_error(err, ENOMEM, "inventory");
-	for (size_t i = 0; i < j->n; i++)
-		if (j->e[i].state == VGP_J_STUCK)
-			locked[nl++] = j->e[i].addr;
-	return vgp_inventory_scan_ex(root, pci_ids, locked, nl, inv, err);
-}
-
 /* A GPU the journal records stays selected (sticky), unless the operator was giving it back. */
 static bool
 sticky_state(enum vgp_jstate s)
@@ -73,7 +58,7 @@ node_plan(const char *root, const struct vgp_engine_opts *o, const struct vgp_jo
 	memset(plan, 0, sizeof *plan);
 	if (sticky == NULL || exa == NULL || why == NULL)
 		return vgp_make_error(err, ENOMEM, "plan");
-	if (node_scan(root, o->pci_ids, j, inv, err) < 0)
+	if (vgp_inventory_scan(root, o->pci_ids, inv, err) < 0)
 		return -1;
 	for (size_t i = 0; i < j->n; i++)
 		if (strcmp(j->e[i].addr, j->e[i].gpu) == 0 && sticky_state(j->e[i].state))
@@ -99,6 +84,35 @@ node_plan(const char *root, const struct vgp_engine_opts *o, const struct vgp_jo
 	return 0;
 }
 
+/* driver_override of the functions of planned groups only (for `plan`'s report), each read in a child under the
+ * unbind timeout: the read takes the device lock, which someone's hung unbind may hold. */
+static void
+read_planned_overrides(const char *root, const struct vgp_engine_opts *o, struct vgp_inventory *inv,
+		       const struct vgp_plan *plan)
+{
+	int ms = o->unbind_timeout_ms > 0 ? o->unbind_timeout_ms : VGP_UNBIND_TIMEOUT_MS_DEFAULT;
+
+	for (size_t i = 0; i < plan->n; i++) {
+		const struct vgp_plan_gpu *g = &plan->gpus[i];
+
+		if (g->action != VGP_ACT_BIND && g->action != VGP_ACT_PASSTHROUGH)
+			continue;
+		for (size_t m = 0; m < g->n_members; m++) {
+			struct vgp_pci_dev *d = &inv->devs[g->members[m]];
+			_cleanup_error_ vgp_error_t e = NULL;
+			char ov[VGP_DRIVER_LEN];
+
+			if (vgp_read_locked_attr(root, d->addr, "driver_override", ms, ov, sizeof ov, &e) < 0) {
+				if (e->status == ETIMEDOUT)
+					log_warn("%s", vgp_error_text(e));
+				continue;
+			}
+			if (strcmp(ov, "(null)") != 0)
+				snprintf(d->driver_override, sizeof d->driver_override, "%s", ov);
+		}
+	}
+}
+
 int
 vgp_plan_node(const struct vgp_engine_opts *o, struct vgp_inventory *inv, struct vgp_plan *plan, vgp_error_t *err)
 {
@@ -108,5 +122,7 @@ vgp_plan_node(const struct vgp_engine_opts *o, struct vgp_inventory *inv, struct
 	if (node_journal_load(o, &nj, err) == 0)
 		r = node_plan(nj.root, o, &nj.j, NULL, 0, inv, plan, err);
 	vgp_journal_free(&nj.j);
+	if (r == 0)
+		read_planned_overrides(nj.root, o, inv, plan);
 	return r;
 }

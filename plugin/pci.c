@@ -14,7 +14,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 
+#include "child.h"
 #include "hostfs.h"
 #include "log.h"
 
@@ -229,8 +231,7 @@ read_libpci(struct pci_access *acc, struct vgp_inventory *inv, vgp_error_t *err)
 		if (append_dev(inv, &cap, err) < 0)
 			return -1;
 		d = &inv->devs[inv->n - 1];
-		snprintf(d->addr, sizeof d->addr, "%04x:%02x:%02x.%x", (unsigned) p->domain & 0xffff, p->bus, p->dev,
-			 p->func);
+		snprintf(d->addr, sizeof d->addr, "%04x:%02x:%02x.%x", (unsigned) p->domain, p->bus, p->dev, p->func);
 		d->vendor = p->vendor_id;
 		d->device = p->device_id;
 		d->subsys_vendor = p->subsys_vendor_id;
@@ -240,8 +241,12 @@ read_libpci(struct pci_access *acc, struct vgp_inventory *inv, vgp_error_t *err)
 		/* Inside the vendor's own section only; NULL when the id is not listed. */
 		model = pci_lookup_name(acc, name, sizeof name, PCI_LOOKUP_DEVICE | PCI_LOOKUP_NO_NUMBERS,
 					p->vendor_id, p->device_id);
-		if (model != NULL && (d->model = strdup(model)) == NULL)
-			return vgp_make_error(err, ENOMEM, "model name");
+		if (model != NULL) {
+			char esc[2048];
+
+			if ((d->model = strdup(vgp_escape(model, esc, sizeof esc))) == NULL)
+				return vgp_make_error(err, ENOMEM, "model name");
+		}
 	}
 	return 0;
 }
@@ -282,30 +287,46 @@ out:
 	return rc;
 }
 
-/* driver, override, group, NUMA, SR-IOV, boot_vga, topology, nvidia minor: plain sysfs and /proc reads.
- * locked: the device's lock is held by an unbind that never returned; driver_override and sriov_numvfs, whose
- * reads take that lock on a real kernel, are not read (they would hang this process). */
+/* Enabled VFs: the virtfn<N> links of the PF's sysfs directory (their reads take no device lock, unlike
+ * sriov_numvfs). */
 static int
-fill_sysfs(const char *host_root, const char *sysdevs_real, struct vgp_pci_dev *d, bool locked, vgp_error_t *err)
+count_virtfn(const char *host_root, const char *addr)
+{
+	char path[PATH_MAX];
+	_cleanup_closedir_ DIR *dir = NULL;
+	struct dirent *de;
+	int n = 0;
+
+	if (vgp_host_path(path, sizeof path, host_root, "/sys/bus/pci/devices/%s", addr) < 0 ||
+	    (dir = opendir(path)) == NULL)
+		return 0;
+	while ((de = readdir(dir)) != NULL)
+		if (strncmp(de->d_name, "virtfn", 6) == 0 && isdigit((unsigned char) de->d_name[6]) && n < INT_MAX)
+			n++;
+	return n;
+}
+
+/* driver, group, NUMA, SR-IOV, boot_vga, topology, nvidia minor: plain sysfs and /proc reads, none of which takes
+ * the device lock. driver_override and sriov_numvfs, whose reads do (they hang in D state while anyone's unbind of
+ * the device hangs, our own or another tool's), are never read here: the bind engine reads driver_override of the
+ * functions of planned groups only, each under the unbind timeout (vgp_read_locked_attr); the VFs are counted from
+ * the virtfn<N> links. */
+static int
+fill_sysfs(const char *host_root, const char *sysdevs_real, struct vgp_pci_dev *d, vgp_error_t *err)
 {
 	char path[PATH_MAX], buf[256];
 	long v;
 
 	if (vgp_host_path(path, sizeof path, host_root, "/sys/bus/pci/devices/%s/driver", d->addr) == 0 &&
-	    vgp_readlink_base(path, d->driver, sizeof d->driver) < 0)
-		d->driver[0] = '\0';
-	if (!locked && read_attr(host_root, d->addr, "driver_override", buf, sizeof buf) == 0 &&
-	    strcmp(buf, "(null)") != 0)
-		snprintf(d->driver_override, sizeof d->driver_override, "%.63s", buf);
+	    vgp_readlink_base(path, buf, sizeof buf) == 0)
+		vgp_escape(buf, d->driver, sizeof d->driver);
 	if (vgp_host_path(path, sizeof path, host_root, "/sys/bus/pci/devices/%s/iommu_group", d->addr) == 0 &&
 	    vgp_readlink_base(path, buf, sizeof buf) == 0 && parse_int(buf, &v) && v >= 0 && v <= INT_MAX)
 		d->iommu_group = (int) v;
 	if (read_attr(host_root, d->addr, "numa_node", buf, sizeof buf) == 0 && parse_int(buf, &v) && v >= -1 &&
 	    v <= INT_MAX)
 		d->numa_node = (int) v;
-	if (!locked && read_attr(host_root, d->addr, "sriov_numvfs", buf, sizeof buf) == 0 && parse_int(buf, &v) &&
-	    v >= 0 && v <= INT_MAX)
-		d->sriov_numvfs = (int) v;
+	d->sriov_numvfs = count_virtfn(host_root, d->addr);
 	if (read_attr(host_root, d->addr, "boot_vga", buf, sizeof buf) == 0)
 		d->boot_vga = strcmp(buf, "1") == 0;
 
@@ -337,15 +358,55 @@ fill_sysfs(const char *host_root, const char *sysdevs_real, struct vgp_pci_dev *
 	return 0;
 }
 
-int
-vgp_inventory_scan(const char *host_root, const char *pci_ids, struct vgp_inventory *inv, vgp_error_t *err)
+struct locked_read {
+	const char *path;
+};
+
+/* In the child: the attribute's first bytes to the pipe (open and read may block in the kernel on the device lock). */
+static int
+locked_read_child(int fd, void *arg)
 {
-	return vgp_inventory_scan_ex(host_root, pci_ids, NULL, 0, inv, err);
+	const struct locked_read *lr = arg;
+	char buf[256];
+	int in = open(lr->path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (in < 0)
+		return 1;
+	n = read(in, buf, sizeof buf);
+	close(in);
+	if (n < 0)
+		return 1;
+	if (n > 0 && write(fd, buf, (size_t) n) != n)
+		return 1;
+	return 0;
 }
 
 int
-vgp_inventory_scan_ex(const char *host_root, const char *pci_ids, const char *const *locked, size_t n_locked,
-		      struct vgp_inventory *inv, vgp_error_t *err)
+vgp_read_locked_attr(const char *host_root, const char *addr, const char *attr, int timeout_ms, char *buf,
+		     size_t len, vgp_error_t *err)
+{
+	char path[PATH_MAX];
+	struct vgp_child_result r = { 0 };
+	struct locked_read lr = { .path = path };
+
+	if (vgp_host_path(path, sizeof path, host_root, "/sys/bus/pci/devices/%s/%s", addr, attr) < 0)
+		return vgp_make_error(err, errno, "%s: %s", addr, attr);
+	if (vgp_child_run(locked_read_child, &lr, timeout_ms > 0 ? timeout_ms : 1, &r, err) < 0)
+		return vgp_error_wrap(err, "%s: read %s", addr, attr);
+	if (r.timed_out)
+		return vgp_make_error(err, ETIMEDOUT, "%s: reading %s did not return within %d ms: another task holds "
+				      "the device lock (an unbind that hangs); nothing is written to it", addr, attr,
+				      timeout_ms);
+	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0)
+		return vgp_make_error(err, EIO, "%s: cannot read %s", addr, path);
+	r.out[strcspn(r.out, "\n")] = '\0';
+	vgp_escape(r.out, buf, len);
+	return 0;
+}
+
+int
+vgp_inventory_scan(const char *host_root, const char *pci_ids, struct vgp_inventory *inv, vgp_error_t *err)
 {
 	char path[PATH_MAX], buf[8192];
 	_cleanup_free_ char *sysdevs_real = NULL;
@@ -366,15 +427,20 @@ vgp_inventory_scan_ex(const char *host_root, const char *pci_ids, const char *co
 	if (scan_libpci(host_root, pci_ids, inv, err) < 0)
 		goto fail;
 	qsort(inv->devs, inv->n, sizeof *inv->devs, cmp_addr);
+	for (size_t i = 1; i < inv->n; i++)
+		if (strcmp(inv->devs[i - 1].addr, inv->devs[i].addr) == 0) {
+			/* An address is a function's identity: two functions behind one address would let a write meant
+			 * for one reach the other. */
+			vgp_make_error(err, EINVAL, "two PCI functions share the address %s (%04x:%04x and %04x:%04x)",
+				       inv->devs[i].addr, inv->devs[i - 1].vendor, inv->devs[i - 1].device,
+				       inv->devs[i].vendor, inv->devs[i].device);
+			goto fail;
+		}
 
 	if (vgp_host_path(path, sizeof path, host_root, "/sys/devices") == 0)
 		sysdevs_real = realpath(path, NULL);
 	for (size_t i = 0; i < inv->n; i++) {
-		bool lk = false;
-
-		for (size_t k = 0; k < n_locked && !lk; k++)
-			lk = strcmp(locked[k], inv->devs[i].addr) == 0;
-		if (fill_sysfs(host_root, sysdevs_real, &inv->devs[i], lk, err) < 0) {
+		if (fill_sysfs(host_root, sysdevs_real, &inv->devs[i], err) < 0) {
 			vgp_error_wrap(err, "inventory %s", inv->devs[i].addr);
 			goto fail;
 		}
@@ -514,7 +580,9 @@ vgp_same_card(const char *a, const char *b)
 
 	if (vgp_addr_normalize(a, na) < 0 || vgp_addr_normalize(b, nb) < 0)
 		return false;
-	return strncmp(na, nb, 10) == 0; /* "dddd:bb:dd" */
+	/* "dddd[dddd]:bb:dd": everything before the function number */
+	return strcmp(strrchr(na, '.') ? (*strrchr(na, '.') = '\0', na) : na,
+		      strrchr(nb, '.') ? (*strrchr(nb, '.') = '\0', nb) : nb) == 0;
 }
 
 bool

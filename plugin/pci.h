@@ -15,7 +15,7 @@
 
 struct vgp_holder {
 	int pid;
-	char comm[32];
+	char comm[64];                /* escaped (vgp_escape): any process can set its comm to control sequences */
 };
 
 struct vgp_pci_dev {
@@ -24,9 +24,9 @@ struct vgp_pci_dev {
 	uint16_t subsys_vendor, subsys_device;
 	uint32_t class_code;          /* 24 bits: base << 16 | sub << 8 | prog-if, e.g. 0x030200 */
 	uint8_t header_type;          /* config byte 0x0E & 0x7f: 0 normal, 1 PCI-PCI bridge, 2 CardBus */
-	char *model;                  /* pci.ids device name inside the vendor's section, NULL when absent */
-	char driver[VGP_DRIVER_LEN];  /* basename of the driver link, "" when unbound */
-	char driver_override[VGP_DRIVER_LEN]; /* "" when "(null)" or absent */
+	char *model;                  /* pci.ids device name inside the vendor's section, NULL when absent (escaped) */
+	char driver[VGP_DRIVER_LEN];  /* basename of the driver link, "" when unbound (escaped) */
+	char driver_override[VGP_DRIVER_LEN]; /* "" when "(null)" or absent, or not read (escaped) */
 	int iommu_group;              /* -1 when the device has no iommu_group link */
 	int numa_node;                /* -1 when unknown */
 	int sriov_numvfs;             /* 0 when absent */
@@ -49,14 +49,15 @@ struct vgp_inventory {
 };
 
 /* Scan the node. pci_ids may be NULL (libpci's default). Names come from the file alone (hwdb and network
- * look-ups disabled). */
+ * look-ups disabled). Nothing whose read takes a device lock is read (driver_override stays "", SR-IOV VFs are
+ * counted from the virtfn<N> links): a lock held by anyone (another tool's unbind that hangs) never blocks the scan. */
 int vgp_inventory_scan(const char *host_root, const char *pci_ids, struct vgp_inventory *inv, vgp_error_t *err);
-/* The same, without reading the attributes whose read takes the device lock on a real kernel (driver_override,
- * sriov_numvfs) of the `locked` addresses: devices whose unbind never returned (the kernel holds their lock until
- * a reboot; such a read would hang this process in D state). Their driver_override reads "", sriov_numvfs 0. */
-int vgp_inventory_scan_ex(const char *host_root, const char *pci_ids, const char *const *locked, size_t n_locked,
-			  struct vgp_inventory *inv, vgp_error_t *err);
 void vgp_inventory_free(struct vgp_inventory *inv);
+/* Read an attribute whose read takes the device lock (driver_override, sriov_numvfs) in a child under timeout_ms:
+ * buf gets its first line (escaped). -1 with *err when it timed out (status ETIMEDOUT: someone holds the device
+ * lock; the child is abandoned) or could not be read. Only for functions of planned groups. */
+int vgp_read_locked_attr(const char *host_root, const char *addr, const char *attr, int timeout_ms, char *buf,
+			 size_t len, vgp_error_t *err);
 
 /* Pure helpers on a scanned (or hand-built) inventory. */
 const struct vgp_pci_dev *vgp_inventory_find(const struct vgp_inventory *inv, const char *addr);

@@ -19,7 +19,8 @@
  *                "selected: K of N on NUMA n, busy: held by pid P (comm)[, ...] (busy policy fail|wait)"
  *   keep         "not needed: count N reached" | "no passthrough entry matches"
  *                | "no passthrough entry matches (stays on <vfio driver>, not served)"
- *   ineligible   (first that applies) "IOMMU off: no IOMMU groups (enable intel_iommu=on / amd_iommu=on)"
+ *   ineligible   (first that applies) "PCI domain D above ffff: KubeVirt parses only 4-digit PCI domains and
+ *                cannot give this GPU to a VM" | "IOMMU off: no IOMMU groups (enable intel_iommu=on / amd_iommu=on)"
  *                | "no IOMMU group" | "NVSwitch <addr> in IOMMU group G"
  *                | "foreign device <addr> (vvvv:dddd, <driver>|no driver) in IOMMU group G"
  *                | "SR-IOV: N VFs enabled" ("1 VF") ; and for GPUs not on vfio: "boot VGA (drives the console)"
@@ -233,6 +234,8 @@ ineligible(const struct ctx *c, const struct vgp_plan_gpu *g, const struct work 
 	const struct vgp_pci_dev *d = w->d;
 
 	*other = NULL;
+	if (vgp_addr_domain(d->addr) > 0xffff)
+		return VGP_INEL_DOMAIN;
 	if (!inv->iommu)
 		return VGP_INEL_IOMMU_OFF;
 	if (d->iommu_group < 0)
@@ -268,6 +271,10 @@ ineligible_text(const struct ctx *c, struct vgp_plan_gpu *g, const struct vgp_pc
 
 	switch (why) {
 	case VGP_INEL_NONE:
+		break;
+	case VGP_INEL_DOMAIN:
+		plan_setf(g->reason, REASON_LEN, "PCI domain %lx above ffff: KubeVirt parses only 4-digit PCI domains "
+			  "and cannot give this GPU to a VM", vgp_addr_domain(d->addr));
 		break;
 	case VGP_INEL_IOMMU_OFF:
 		plan_setf(g->reason, REASON_LEN, "IOMMU off: no IOMMU groups (enable intel_iommu=on / amd_iommu=on)");

@@ -22,6 +22,7 @@ enum vgp_action {
  * reason holds the text made from it, for display only. */
 enum vgp_ineligible {
 	VGP_INEL_NONE,       /* not ineligible */
+	VGP_INEL_DOMAIN,     /* PCI domain above ffff: KubeVirt reads only 4-digit domains */
 	VGP_INEL_IOMMU_OFF,  /* the node has no IOMMU groups */
 	VGP_INEL_NO_GROUP,   /* the function has no IOMMU group */
 	VGP_INEL_NVSWITCH,   /* an NVSwitch shares its IOMMU group */

@@ -1,6 +1,6 @@
 /* plan_names.c — step 3 of the plan (plan-internal.h): the resource names of each entry (its resourceName, or the
- * NAME derived from each matching GPU's model), the warnings about repaired and shared names, and the check that no
- * two entries give one resource. Pure. */
+ * NAME derived from each matching GPU's model), the warnings about repaired and shared names, and the checks that no
+ * two entries give one resource and no two resources one KubeVirt variable. Pure. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -146,6 +146,27 @@ split_names_warning(struct ctx *c, size_t e, size_t first_res, vgp_error_t *err)
 				"applies to them together", c->paths[e], plan->n_res - first_res, names);
 }
 
+/* Two resource names that give one KubeVirt variable (nvidia.com/L40S.VM, nvidia.com/l40s_vm): a VM asking for
+ * both would get the devices of one only. */
+static int
+variable_clash(const struct ctx *c, vgp_error_t *err)
+{
+	const struct vgp_plan *plan = c->plan;
+
+	for (size_t a = 0; a < plan->n_res; a++)
+		for (size_t b = a + 1; b < plan->n_res; b++) {
+			char ea[VGP_RESOURCE_LEN + 64], eb[VGP_RESOURCE_LEN + 64];
+			if (strcmp(plan->res[a].name, plan->res[b].name) == 0 ||
+			    vgp_env_name(plan->res[a].name, ea, sizeof(ea)) < 0 ||
+			    vgp_env_name(plan->res[b].name, eb, sizeof(eb)) < 0 || strcmp(ea, eb) != 0)
+				continue;
+			return plan_config_error(c, err, "%s: resources %s and %s (%s) give the same KubeVirt variable "
+						 "%s: set distinct resourceNames", c->paths[plan->res[b].entry],
+						 plan->res[b].name, plan->res[a].name, c->paths[plan->res[a].entry], ea);
+		}
+	return 0;
+}
+
 int
 plan_build_names(struct ctx *c, vgp_error_t *err)
 {
@@ -176,5 +197,5 @@ plan_build_names(struct ctx *c, vgp_error_t *err)
 				return plan_config_error(c, err, "%s and %s both give the resource %s: set a distinct "
 							 "resourceName", c->paths[plan->res[a].entry],
 							 c->paths[plan->res[b].entry], plan->res[a].name);
-	return 0;
+	return variable_clash(c, err);
 }

@@ -28,7 +28,7 @@ cmp_holder(const void *a, const void *b)
 struct fd_hit {
 	int pid;
 	dev_t rdev;
-	char comm[32];
+	char comm[64];
 };
 
 struct hits {
@@ -122,7 +122,7 @@ proc_scan(const char *host_root, bool (*match)(dev_t rdev, const void *ctx), con
 				comm[r] = '\0';
 				comm[strcspn(comm, "\n")] = '\0';
 				for (size_t i = first; i < out->n; i++)
-					snprintf(out->v[i].comm, sizeof out->v[i].comm, "%.31s", comm);
+					vgp_escape(comm, out->v[i].comm, sizeof out->v[i].comm);
 			}
 		}
 		close(pfd);

@@ -5,6 +5,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <sys/un.h>
+#include <fcntl.h>
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
@@ -42,6 +44,7 @@ vgp_register_once(const char *kubelet_dir, const char *resource, const char *end
 	uint8_t *buf;
 	size_t len;
 	int ret;
+	_cleanup_close_ int kfd = -1;
 
 	snprintf(sock, sizeof sock, "%s/kubelet.sock", kubelet_dir);
 	if (stat(sock, &st) < 0)
@@ -65,6 +68,12 @@ vgp_register_once(const char *kubelet_dir, const char *resource, const char *end
 		return vgp_make_error(err, ENOMEM, "register %s", resource);
 	v1beta1__register_request__pack(&req, buf);
 	snprintf(what, sizeof what, "register %s with %s", resource, sock);
+	if (strlen(sock) >= sizeof(((struct sockaddr_un *) 0)->sun_path)) {
+		/* a --kubelet-dir too long for a unix socket address: dial through an O_PATH descriptor of it */
+		kfd = open(kubelet_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (kfd >= 0)
+			snprintf(sock, sizeof sock, "/proc/self/fd/%d/kubelet.sock", kfd);
+	}
 	ret = vgp_unary(sock, "/v1beta1.Registration/Register", buf, len, timeout_ms, cancel, what, &reply, err);
 	if (ret < 0 && (*err)->status == ECANCELED) {
 		vgp_error_release(err);

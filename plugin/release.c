@@ -317,11 +317,16 @@ vgp_release(const struct vgp_engine_opts *o, const char *const *addrs, size_t n,
 	struct eng e;
 	_cleanup_free_ char (*gpus)[VGP_ADDR_LEN] = NULL;
 	size_t ng = 0;
+	bool dropped = false;
 	int r = -1;
 
 	if (eng_init(&e, o, rep, err) < 0)
 		goto out;
-	if (node_scan(e.root, o->pci_ids, &e.j, &e.inv, err) < 0)
+	if (vgp_inventory_scan(e.root, o->pci_ids, &e.inv, err) < 0)
+		goto out;
+	/* an entry whose address now holds another function (buses renumbered, a card added): dropped, never
+	 * released onto that function */
+	if (eng_vet_journal(&e, &dropped, err) < 0)
 		goto out;
 	if (release_targets(&e, addrs, n, &gpus, &ng, err) < 0)
 		goto out;

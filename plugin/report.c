@@ -160,10 +160,27 @@ resource_selectors(const struct vgp_inventory *inv, const struct vgp_plan *plan,
 void
 vgp_report_kubevirt(FILE *out, const struct vgp_inventory *inv, const struct vgp_plan *plan, bool hco)
 {
-	const char *ind = hco ? "    " : "      ";
+	vgp_report_kubevirt_layout(out, inv, plan, hco ? VGP_KV_HCO_V1 : VGP_KV_KUBEVIRT);
+}
+
+void
+vgp_report_kubevirt_layout(FILE *out, const struct vgp_inventory *inv, const struct vgp_plan *plan,
+			   enum vgp_kv_layout layout)
+{
+	const char *ind = layout == VGP_KV_HCO_V1BETA1 ? "    " : layout == VGP_KV_HCO_V1 ? "        " : "      ";
+	bool hco = layout != VGP_KV_KUBEVIRT;
+
 	if (hco)
 		fprintf(out, "# kubectl patch hyperconverged kubevirt-hyperconverged -n openshift-cnv --type merge "
-			     "--patch-file <this file>\nspec:\n  permittedHostDevices:\n    pciHostDevices:\n");
+			     "--patch-file <this file>\n");
+	if (layout == VGP_KV_HCO_V1)
+		fprintf(out, "# HCO 1.18 and later serve hco.kubevirt.io/v1 (for older HCOs: --hco-api v1beta1)\n"
+			     "apiVersion: hco.kubevirt.io/v1\nkind: HyperConverged\nspec:\n  virtualization:\n"
+			     "    permittedHostDevices:\n      pciHostDevices:\n");
+	else if (layout == VGP_KV_HCO_V1BETA1)
+		fprintf(out, "# HCO before 1.18 (hco.kubevirt.io/v1beta1; HCO 1.18 and later: --hco-api v1)\n"
+			     "apiVersion: hco.kubevirt.io/v1beta1\nkind: HyperConverged\nspec:\n  permittedHostDevices:\n"
+			     "    pciHostDevices:\n");
 	else
 		fprintf(out, "# KubeVirt CR: spec.configuration.permittedHostDevices\nspec:\n  configuration:\n"
 			     "    permittedHostDevices:\n      pciHostDevices:\n");

@@ -24,8 +24,15 @@ json_t *vgp_report_moves_json(const struct vgp_moves *m);
 /* "pending moves:" then one line per move; nothing when there is none. */
 void vgp_report_moves_table(FILE *out, const struct vgp_moves *m);
 
-/* KubeVirt permittedHostDevices.pciHostDevices entries (hco: the HyperConverged CR patch instead). */
+/* KubeVirt permittedHostDevices.pciHostDevices entries (hco: the HyperConverged CR patch, v1 layout). */
 void vgp_report_kubevirt(FILE *out, const struct vgp_inventory *inv, const struct vgp_plan *plan, bool hco);
+enum vgp_kv_layout {
+	VGP_KV_KUBEVIRT,     /* KubeVirt CR: spec.configuration.permittedHostDevices */
+	VGP_KV_HCO_V1,       /* HyperConverged hco.kubevirt.io/v1 (HCO 1.18+): spec.virtualization.permittedHostDevices */
+	VGP_KV_HCO_V1BETA1,  /* HyperConverged hco.kubevirt.io/v1beta1 (older HCOs): spec.permittedHostDevices */
+};
+void vgp_report_kubevirt_layout(FILE *out, const struct vgp_inventory *inv, const struct vgp_plan *plan,
+				enum vgp_kv_layout layout);
 
 /* The udev rule text for a list of functions (docs/architecture.md §7): one line per address. Returns a malloc'd
  * string. */

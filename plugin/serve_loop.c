@@ -30,6 +30,7 @@
 #include "metrics.h"
 #include "registration.h"
 #include "serve-internal.h"
+#include "stop.h"
 #include "util.h"
 
 /* ---- the device tables ---- */
@@ -508,24 +509,14 @@ run(struct serve *s, vgp_error_t *err)
 	}
 }
 
-/* The signals serve reads from its signalfd (SIGTERM, SIGINT, SIGHUP), with SIGPIPE (held, never read: a peer that
- * goes away is seen as a write error) when pipe. */
-static void
-serve_signals(sigset_t *set, bool pipe)
-{
-	sigemptyset(set);
-	sigaddset(set, SIGTERM);
-	sigaddset(set, SIGINT);
-	sigaddset(set, SIGHUP);
-	if (pipe)
-		sigaddset(set, SIGPIPE);
-}
-
 void
 vgp_serve_hold_signals(void)
 {
 	sigset_t set;
-	serve_signals(&set, true);
+
+	/* the stop signals (stop.h), with SIGPIPE (held, never read: a peer that goes away is a write error) */
+	vgp_stop_signals(&set);
+	sigaddset(&set, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
@@ -540,7 +531,7 @@ vgp_serve_run(const struct vgp_serve_opts *o, vgp_error_t *err)
 	/* held before any thread starts (usually already since before the bind), so every thread inherits the mask
 	 * and the signals reach the signalfd */
 	vgp_serve_hold_signals();
-	serve_signals(&mask, false);
+	vgp_stop_signals(&mask);
 	s.sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	grpc_init();
 	if (s.sfd < 0)

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int
@@ -20,8 +21,10 @@ vgp_addr_normalize(const char *in, char out[VGP_ADDR_LEN])
 	for (size_t i = 0; i < len; i++)
 		if (!isxdigit((unsigned char) in[i]) && in[i] != ':' && in[i] != '.')
 			return -1;
-	if (len == 12) {
-		if (sscanf(in, "%4x:%2x:%2x.%1x%n", &dom, &bus, &dev, &fn, &n) != 4 || n != 12)
+	if (len >= 12 && len <= 16) {
+		size_t dl = strcspn(in, ":");
+
+		if (dl != len - 8 || sscanf(in, "%8x:%2x:%2x.%1x%n", &dom, &bus, &dev, &fn, &n) != 4 || (size_t) n != len)
 			return -1;
 	} else if (len == 7) {
 		if (sscanf(in, "%2x:%2x.%1x%n", &bus, &dev, &fn, &n) != 3 || n != 7)
@@ -33,6 +36,72 @@ vgp_addr_normalize(const char *in, char out[VGP_ADDR_LEN])
 		return -1;
 	snprintf(out, VGP_ADDR_LEN, "%04x:%02x:%02x.%x", dom, bus, dev, fn);
 	return 0;
+}
+
+unsigned long
+vgp_addr_domain(const char *addr)
+{
+	return addr ? strtoul(addr, NULL, 16) : 0;
+}
+
+/* Length of the valid UTF-8 sequence at s encoding a printable code point (U+00A0 and up, no surrogates), or 0. */
+static size_t
+utf8_printable(const unsigned char *s)
+{
+	unsigned cp;
+	size_t n;
+
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if (cp < 0xa0 || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff || (n == 3 && cp < 0x800) ||
+	    (n == 4 && cp < 0x10000))
+		return 0;
+	return n;
+}
+
+char *
+vgp_escape(const char *s, char *out, size_t len)
+{
+	const unsigned char *p = (const unsigned char *) (s ? s : "");
+	size_t o = 0;
+
+	if (len == 0)
+		return out;
+	while (*p) {
+		size_t k = *p >= 0x20 && *p < 0x7f && *p != '\\' ? 1 : *p >= 0x80 ? utf8_printable(p) : 0;
+		char tmp[5];
+
+		if (k == 0)
+			snprintf(tmp, sizeof tmp, "\\x%02x", *p);
+		if (o + (k ? k : 4) >= len)
+			break;
+		memcpy(out + o, k ? (const char *) p : tmp, k ? k : 4);
+		o += k ? k : 4;
+		p += k ? k : 1;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+unsigned long long
+vgp_hash64(const char *s)
+{
+	unsigned long long h = 1469598103934665603ULL;
+
+	for (const unsigned char *p = (const unsigned char *) s; p && *p; p++)
+		h = (h ^ *p) * 1099511628211ULL;
+	return h;
 }
 
 void *

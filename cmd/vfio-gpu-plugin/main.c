@@ -14,6 +14,8 @@
 #include "config.h"
 #include "error.h"
 #include "hostfs.h"
+#include "instance.h"
+#include "journal.h"
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
@@ -28,6 +30,7 @@
 #include "resplit.h"
 #include "serve_loop.h"
 #include "served_table.h"
+#include "stop.h"
 #include "vfio.h"
 
 #ifndef VGP_VERSION
@@ -52,10 +55,11 @@ struct opts {
 	const char *status_file;
 	const char *metrics_address;
 	char nfd_dir[4096];         /* "" = off */
-	double unbind_timeout, vfio_wait, reconcile_interval;
+	double unbind_timeout, vfio_wait, reconcile_interval, lock_wait;
 	int parallel;               /* --parallel: IOMMU groups moved at once, 0 = all */
 	bool json, force, hco, ready;
 	const char *role;
+	const char *hco_api;         /* --hco-api: "v1" (default) or "v1beta1" */
 	char **args;                /* positional arguments after the command (release ADDR...) */
 	size_t n_args;
 };
@@ -72,9 +76,10 @@ static const char usage_text[] =
 	"  bind                  carry out the plan and exit (init container, boot-time systemd unit)\n"
 	"  release [--force] [ADDRESS...]\n"
 	"                        return GPUs (all the plugin moved, when none is named) to their original driver\n"
-	"  kubevirt-config [--hco]\n"
+	"  kubevirt-config [--hco [--hco-api v1|v1beta1]]\n"
 	"                        print the KubeVirt permittedHostDevices entries for this node's resources\n"
-	"                        (--hco: the HyperConverged CR patch)\n"
+	"                        (--hco: the HyperConverged CR patch, hco.kubevirt.io/v1 for HCO 1.18 and later;\n"
+	"                        --hco-api v1beta1 for older HCOs)\n"
 	"  machineconfig [--role ROLE]\n"
 	"                        print an OpenShift MachineConfig with the udev rule file and IOMMU kernel args\n"
 	"  health [--ready]      exit 0 when the running serve is alive (with --ready: registered and ready)\n"
@@ -111,12 +116,15 @@ static const char usage_text[] =
 	"  --vfio-wait SEC          wait for /dev/vfio/<group> after binding (default 5)\n"
 	"  --parallel N             bind, release, serve: move at most N IOMMU groups at once (default: all of\n"
 	"                           them; 1 = one after another, in the plan's order)\n"
+	"  --lock-wait SEC          bind, release, serve: wait this long for another instance holding the journal's\n"
+	"                           lock (<state-file>.lock), then exit 1 naming its pid (default 60)\n"
 	"\n"
 	"Other:\n"
 	"  --log-level LEVEL        error, warn, info or debug (default info)\n"
 	"  --json                   plan: machine-readable output\n"
 	"  --force                  release: even when a process (a running VM) holds the group\n"
 	"  --hco                    kubevirt-config: HyperConverged CR patch\n"
+	"  --hco-api VERSION        kubevirt-config --hco: v1 (HCO 1.18+, default) or v1beta1 (older HCOs)\n"
 	"  --role ROLE              machineconfig: MachineConfigPool role (default worker)\n"
 	"  --ready                  health: readiness rather than liveness\n"
 	"  -h, --help               this text\n"
@@ -126,8 +134,8 @@ static const char usage_text[] =
 enum {
 	OPT_CONFIG = 256, OPT_DEVICE, OPT_COUNT, OPT_ADDRESS, OPT_HOST_ROOT, OPT_PCI_IDS, OPT_NODE_NAME,
 	OPT_STATE_FILE, OPT_KUBELET_DIR, OPT_STATUS_FILE, OPT_UNBIND_TIMEOUT, OPT_VFIO_WAIT,
-	OPT_RECONCILE, OPT_POD_RESOURCES, OPT_METRICS_ADDRESS, OPT_NFD_DIR, OPT_LOG_LEVEL, OPT_JSON, OPT_FORCE, OPT_HCO,
-	OPT_ROLE, OPT_READY, OPT_PARALLEL,
+	OPT_RECONCILE, OPT_POD_RESOURCES, OPT_LOCK_WAIT, OPT_METRICS_ADDRESS, OPT_NFD_DIR, OPT_LOG_LEVEL, OPT_JSON,
+	OPT_FORCE, OPT_HCO, OPT_HCO_API, OPT_ROLE, OPT_READY, OPT_PARALLEL,
 };
 
 static const struct option long_opts[] = {
@@ -146,12 +154,14 @@ static const struct option long_opts[] = {
 	{ "parallel", required_argument, NULL, OPT_PARALLEL },
 	{ "reconcile-interval", required_argument, NULL, OPT_RECONCILE },
 	{ "pod-resources-socket", required_argument, NULL, OPT_POD_RESOURCES },
+	{ "lock-wait", required_argument, NULL, OPT_LOCK_WAIT },
 	{ "metrics-address", required_argument, NULL, OPT_METRICS_ADDRESS },
 	{ "nfd-features-dir", required_argument, NULL, OPT_NFD_DIR },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "force", no_argument, NULL, OPT_FORCE },
 	{ "hco", no_argument, NULL, OPT_HCO },
+	{ "hco-api", required_argument, NULL, OPT_HCO_API },
 	{ "role", required_argument, NULL, OPT_ROLE },
 	{ "ready", no_argument, NULL, OPT_READY },
 	{ "help", no_argument, NULL, 'h' },
@@ -225,6 +235,7 @@ parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 	o->unbind_timeout = 10;
 	o->vfio_wait = 5;
 	o->reconcile_interval = 5;
+	o->lock_wait = VGP_LOCK_WAIT_MS_DEFAULT / 1000.0;
 	o->role = "worker";
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1) {
@@ -257,6 +268,9 @@ parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 		case OPT_RECONCILE:
 			if (parse_seconds("--reconcile-interval", optarg, &o->reconcile_interval, err) < 0) return -1;
 			break;
+		case OPT_LOCK_WAIT:
+			if (parse_seconds("--lock-wait", optarg, &o->lock_wait, err) < 0) return -1;
+			break;
 		case OPT_LOG_LEVEL:
 			lvl = vgp_log_parse_level(optarg);
 			if (lvl < 0)
@@ -267,6 +281,11 @@ parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 		case OPT_JSON: o->json = true; break;
 		case OPT_FORCE: o->force = true; break;
 		case OPT_HCO: o->hco = true; break;
+		case OPT_HCO_API:
+			if (strcmp(optarg, "v1") != 0 && strcmp(optarg, "v1beta1") != 0)
+				return vgp_make_usage_error(err, "--hco-api '%s': expected v1 or v1beta1", optarg);
+			o->hco_api = optarg;
+			break;
 		case OPT_ROLE: o->role = optarg; break;
 		case OPT_READY: o->ready = true; break;
 		case 'h': o->command = "help"; return 0;
@@ -292,6 +311,8 @@ parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 		return vgp_make_usage_error(err, "--force goes with release");
 	if (o->hco && strcmp(o->command, "kubevirt-config") != 0)
 		return vgp_make_usage_error(err, "--hco goes with kubevirt-config");
+	if (o->hco_api && !o->hco)
+		return vgp_make_usage_error(err, "--hco-api goes with kubevirt-config --hco");
 	if (o->ready && strcmp(o->command, "health") != 0)
 		return vgp_make_usage_error(err, "--ready goes with health");
 	if (o->config && (o->n_devices || o->n_addresses || o->count))
@@ -439,7 +460,10 @@ cmd_kubevirt_config(const struct opts *o, vgp_error_t *err)
 	struct node_state s = { 0 };
 	int ret = load_node(o, &s, err);
 	if (ret == 0)
-		vgp_report_kubevirt(stdout, &s.inv, &s.plan, o->hco);
+		vgp_report_kubevirt_layout(stdout, &s.inv, &s.plan,
+					   !o->hco ? VGP_KV_KUBEVIRT
+					   : o->hco_api && strcmp(o->hco_api, "v1beta1") == 0 ? VGP_KV_HCO_V1BETA1
+											 : VGP_KV_HCO_V1);
 	node_state_free(&s);
 	return ret;
 }
@@ -505,12 +529,31 @@ nvidia_plugin_warning(const struct opts *o, const struct vgp_engine_report *rep)
 	return msg;
 }
 
+/* The journal's lock (<state-file>.lock): bind, release and serve's moves hold it; plan does not. */
+static int
+lock_journal(const struct opts *o, struct vgp_instance_lock *l, vgp_error_t *err)
+{
+	char path[4096 + 8], what[4096 + 16];
+
+	snprintf(path, sizeof path, "%s.lock", o->state_file);
+	snprintf(what, sizeof what, "the journal %s", o->state_file);
+	return vgp_instance_lock(path, (int) (o->lock_wait * 1000), what, l, err);
+}
+
 static int
 cmd_bind(const struct opts *o, vgp_error_t *err)
 {
 	struct node_state s = { 0 };
 	struct vgp_engine_report rep = { 0 };
-	int ret = load_config(o, &s, err);
+	struct vgp_instance_lock lk = { .fd = -1 };
+	int ret, sig;
+
+	/* a stop signal finishes (or rolls back) the group in progress, then bind exits non-zero with what was done */
+	vgp_stop_defer();
+	vgp_stop_between_groups();
+	ret = load_config(o, &s, err);
+	if (ret == 0)
+		ret = lock_journal(o, &lk, err);
 	if (ret == 0) {
 		ret = vgp_bind(&s.eo, &rep, err);
 		print_results(stdout, &rep);
@@ -519,6 +562,16 @@ cmd_bind(const struct opts *o, vgp_error_t *err)
 		_cleanup_free_ char *msg = nvidia_plugin_warning(o, &rep);
 		if (msg != NULL)
 			fprintf(stderr, "warning: %s\n", msg);
+		if ((sig = vgp_stop_pending()) != 0) {
+			size_t done = 0;
+
+			for (size_t i = 0; i < rep.n; i++)
+				done += rep.r[i].outcome == VGP_OUT_BOUND || rep.r[i].outcome == VGP_OUT_PASSTHROUGH;
+			vgp_error_release(err);
+			ret = vgp_make_error(err, 0, "interrupted by %s: stopped after the group in progress; %zu of %zu "
+					     "GPUs on vfio-pci, the rest untouched (results above)", vgp_stop_name(sig), done,
+					     rep.n);
+		}
 	}
 	vgp_engine_report_free(&rep);
 	node_state_free(&s);
@@ -529,12 +582,16 @@ static int
 cmd_release(const struct opts *o, vgp_error_t *err)
 {
 	struct vgp_engine_report rep = { 0 };
+	struct vgp_instance_lock lk = { .fd = -1 };
 	struct vgp_engine_opts eo = {
 		.host_root = o->host_root, .state_file = o->state_file, .pci_ids = o->pci_ids,
 		.unbind_timeout_ms = (int) (o->unbind_timeout * 1000), .vfio_wait_ms = (int) (o->vfio_wait * 1000),
 		.parallel = o->parallel,
 	};
+	if (lock_journal(o, &lk, err) < 0)
+		return -1;
 	int ret = vgp_release(&eo, (const char *const *) o->args, o->n_args, o->force, &rep, err);
+	vgp_instance_unlock(&lk);
 	print_results(stdout, &rep);
 	/* everything given back: the node serves no GPU any more, its NFD labels go */
 	_cleanup_error_ vgp_error_t nfd_err = NULL;
@@ -580,7 +637,9 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 	struct vgp_engine_report rep = { 0 };
 	struct vgp_served_table table = { 0 };
 	_cleanup_error_ vgp_error_t bind_err = NULL;
+	_cleanup_error_ vgp_error_t corrupt = NULL;
 	_cleanup_free_ char *not_ready = NULL;
+	struct vgp_instance_lock lk = { .fd = -1 }, serve_lock = { .fd = -1 };
 	int ret;
 
 	if (load_config(o, &s, err) < 0) {
@@ -591,11 +650,40 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 	 * serve loop reads them from its signalfd (a pending SIGTERM then stops it at once, exit 0). */
 	vgp_serve_hold_signals();
 
+	/* One serve per kubelet directory (one socket path, one status file), for its whole life. */
+	char slock[4096 + 64];
+	if (vgp_serve_lock_path(o->state_file, o->kubelet_dir, slock, sizeof slock) < 0 ||
+	    vgp_instance_lock(slock, 0, "serve of this kubelet directory", &serve_lock, err) < 0) {
+		if (*err == NULL)
+			vgp_make_error(err, ENAMETOOLONG, "serve lock path");
+		else
+			vgp_error_wrap(err, "serve %s: refusing to start", o->kubelet_dir);
+		node_state_free(&s);
+		return -1;
+	}
+	if (lock_journal(o, &lk, err) < 0) {
+		vgp_instance_unlock(&serve_lock);
+		node_state_free(&s);
+		return -1;
+	}
 	/* serve binds what exists: a GPU that fell off the bus must not stop the GPUs already in VMs from being
 	 * served (docs/architecture.md §6). A failure here is logged and reported not-ready, unless nothing could be
-	 * planned. */
+	 * planned. A corrupt journal: moved aside (kept, with a timestamp), nothing moved, GPUs already on vfio-pci
+	 * served. */
 	s.eo.shortfall_ok = true;
-	ret = vgp_bind(&s.eo, &rep, &bind_err);
+	if (vgp_journal_set_aside_if_corrupt(o->state_file, &corrupt) < 0) {
+		ret = -1;
+		if (vgp_plan_node(&s.eo, &rep.inv, &rep.plan, &bind_err) == 0)
+			rep.have_plan = true;
+		if (bind_err == NULL)
+			bind_err = steal_pointer(&corrupt);
+		else
+			vgp_error_wrap(&bind_err, "%s; and", vgp_error_text(corrupt));
+		log_error("%s", vgp_error_text(bind_err));
+	} else {
+		ret = vgp_bind(&s.eo, &rep, &bind_err);
+	}
+	vgp_instance_unlock(&lk);
 	for (size_t i = 0; i < rep.n; i++) {
 		const struct vgp_gpu_result *r = &rep.r[i];
 		/* the engine logs each move as it happens; the rest is said here */
@@ -606,6 +694,7 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 	if (!rep.have_plan) {
 		vgp_engine_report_free(&rep);
 		node_state_free(&s);
+		vgp_instance_unlock(&serve_lock);
 		*err = steal_pointer(&bind_err);
 		return -1;
 	}
@@ -647,6 +736,7 @@ cmd_serve(const struct opts *o, vgp_error_t *err)
 			log_warn("no passthrough resource on this node: nothing to serve (waiting for SIGTERM)");
 		ret = serve_with_metrics(o, &rep, &table, &so, err);
 	}
+	vgp_instance_unlock(&serve_lock);
 	vgp_served_free(&table);
 	vgp_engine_report_free(&rep);
 	node_state_free(&s);

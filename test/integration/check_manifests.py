@@ -482,18 +482,21 @@ for node, root, sel, resname in (("gpu-l40s-1", demo, "10DE:26B9", L40S_RES), ("
         except yaml.YAMLError:
             printed = None
         hco = one("HyperConverged", "deploy/hco-patch.yaml")
-        hco_pci = dig(hco, "spec", "permittedHostDevices", "pciHostDevices", default=[])
+        hco_pci = dig(hco, "spec", "virtualization", "permittedHostDevices", "pciHostDevices", default=[])
         # the HyperConverged CR's PciHostDevice calls the selector pciDeviceSelector (KubeVirt's: pciVendorSelector)
         hco_by_sel = {e.get("pciDeviceSelector"): e.get("resourceName") for e in hco_pci}
-        got = entries(dig(printed, "spec", "permittedHostDevices"))
+        got = entries(dig(printed, "spec", "virtualization", "permittedHostDevices"))
+        check(dig(printed, "apiVersion") == "hco.kubevirt.io/v1", "kubevirt-config --hco prints hco.kubevirt.io/v1")
         check(len(got) > 0 and all(hco_by_sel.get(str(e.get("pciDeviceSelector")).upper()) == e.get("resourceName")
                                    and "pciVendorSelector" not in e for e in got),
-              "kubevirt-config --hco on %s matches deploy/hco-patch.yaml spec.permittedHostDevices" % node)
+              "kubevirt-config --hco on %s matches deploy/hco-patch.yaml spec.virtualization.permittedHostDevices" % node)
 
 hco = one("HyperConverged", "deploy/hco-patch.yaml")
-check(hco.get("apiVersion", "").startswith("hco.kubevirt.io/") and dig(hco, "metadata", "name") == "kubevirt-hyperconverged",
-      "HyperConverged CR kubevirt-hyperconverged (hco.kubevirt.io)")
-check(all(e.get("externalResourceProvider") is True for e in dig(hco, "spec", "permittedHostDevices",
+check(hco.get("apiVersion", "") == "hco.kubevirt.io/v1" and dig(hco, "metadata", "name") == "kubevirt-hyperconverged",
+      "HyperConverged CR kubevirt-hyperconverged (hco.kubevirt.io/v1, HCO 1.18+)")
+check(dig(hco, "spec", "permittedHostDevices") is None,
+      "deploy/hco-patch.yaml has no v1beta1 spec.permittedHostDevices (v1 puts it under spec.virtualization)")
+check(all(e.get("externalResourceProvider") is True for e in dig(hco, "spec", "virtualization", "permittedHostDevices",
                                                                     "pciHostDevices", default=[{}])),
       "HCO pciHostDevices entries have externalResourceProvider: true")
 

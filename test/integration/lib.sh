@@ -212,7 +212,7 @@ EOF
 # Results of the last run: "ADDR OUTCOME" lines (a PCI address followed by an outcome word)
 _VGP_OUTCOMES='passthrough|bound|rolled-back|stuck|skipped-busy|failed|released|refused'
 vgp_results() { # [OUTCOME]: the addresses with that outcome (all results when none)
-	grep -oE "^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7][[:space:]]+($_VGP_OUTCOMES)\b" "$T/out" |
+	grep -oE "^[0-9a-f]{4,8}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7][[:space:]]+($_VGP_OUTCOMES)\b" "$T/out" |
 		awk -v o="${1:-}" 'o == "" || $2 == o {print $1}'
 }
 vgp_count() { vgp_results "$1" | wc -l; }

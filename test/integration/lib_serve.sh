@@ -50,7 +50,7 @@ vgp_serve_stop() { # [MAX_MS]
 }
 
 _vgp_serve_cleanup() {
-	[ -n "$SERVE_PID" ] && kill -KILL "$SERVE_PID" 2>/dev/null
+	[ -n "$SERVE_PID" ] && kill -KILL "$SERVE_PID" 2>/dev/null || true # a serve already gone must not stop the cleanup (set -e)
 	_vgp_cleanup
 }
 

@@ -354,7 +354,7 @@ err_has "$BAD: busy\\.timeout: unknown key" "unknown key path"
 pl "$M" --help
 want_rc 0 "--help"
 for f in config device count address host-root pci-ids node-name state-file kubelet-dir status-file unbind-timeout \
-	vfio-wait reconcile-interval log-level json force hco role ready help; do
+	vfio-wait reconcile-interval log-level json force hco hco-api lock-wait role ready help; do
 	grep -qE -- "^ +(-h, )?--$f( |$)" "$T/out" || fail "--help does not document --$f"
 done
 # every long option main.c knows is documented (catches a flag added without help)
@@ -373,8 +373,10 @@ pl "$M" --device 10de:26b9 --count 9 bind
 want_rc 2 "bind --count 9"
 err_has 'count 9 .*7' "bind shortfall with both numbers"
 [ ! -e "$M/var/lib/vfio-gpu-plugin/state.json" ] || fail "bind with a shortfall created the journal"
-[ ! -e "$M/var/lib/vfio-gpu-plugin" ] || fail "bind with a shortfall created the state directory"
-CHANGED=$(find "$M" -newer "$T/mark" ! -type d | head -n 5)
+# the single-instance lock (state.json.lock) is the only file bind may leave there: it is taken before the plan
+[ -z "$(ls -A "$M/var/lib/vfio-gpu-plugin" 2>/dev/null | grep -vx 'state.json.lock')" ] ||
+	fail "bind with a shortfall wrote into the state directory: $(ls -A "$M/var/lib/vfio-gpu-plugin")"
+CHANGED=$(find "$M" -newer "$T/mark" ! -type d ! -name state.json.lock | head -n 5)
 [ -z "$CHANGED" ] || fail "bind with a shortfall changed files: $CHANGED"
 ok "shortfall: plan and bind exit 2 with both numbers, nothing written"
 
@@ -388,7 +390,7 @@ for cmd in plan bind serve kubevirt-config machineconfig; do
 	want_rc 2 "$cmd with nodes entries and no node name"
 	err_has 'per-node entries .*--node-name' "$cmd: says what is missing"
 done
-[ ! -e "$T/status.json" ] && [ ! -e "$M/var/lib/vfio-gpu-plugin" ] || fail "serve/bind without a node name wrote something"
+[ ! -e "$T/status.json" ] && [ -z "$(ls -A "$M/var/lib/vfio-gpu-plugin" 2>/dev/null | grep -vx state.json.lock)" ] || fail "serve/bind without a node name wrote something"
 pl "$M" --config "$NODES" --node-name gpu-a-7 plan --json
 want_rc 0 "nodes entry by --node-name"
 jcheck "nodes entry" <<'EOF'
@@ -420,13 +422,26 @@ assert e == [{"pciVendorSelector": "10DE:26B9", "resourceName": "nvidia.com/AD10
 EOF
 pl "$M" --config "$SKIP4" kubevirt-config --hco
 want_rc 0 "kubevirt-config --hco"
-python3 - "$T/out" <<'EOF' || fail "kubevirt-config --hco output (HyperConverged's PciHostDevice: pciDeviceSelector)"
+python3 - "$T/out" <<'EOF' || fail "kubevirt-config --hco output (hco.kubevirt.io/v1: spec.virtualization.permittedHostDevices)"
 import sys, yaml
 y = yaml.safe_load(open(sys.argv[1]))
+assert y["apiVersion"] == "hco.kubevirt.io/v1" and "permittedHostDevices" not in y["spec"], y
+e = y["spec"]["virtualization"]["permittedHostDevices"]["pciHostDevices"]
+assert e == [{"pciDeviceSelector": "10DE:26B9", "resourceName": "nvidia.com/AD102GL_L40S",
+              "externalResourceProvider": True}], e
+EOF
+pl "$M" --config "$SKIP4" kubevirt-config --hco --hco-api v1beta1
+want_rc 0 "kubevirt-config --hco --hco-api v1beta1"
+python3 - "$T/out" <<'EOF' || fail "kubevirt-config --hco --hco-api v1beta1 output (spec.permittedHostDevices)"
+import sys, yaml
+y = yaml.safe_load(open(sys.argv[1]))
+assert y["apiVersion"] == "hco.kubevirt.io/v1beta1" and "virtualization" not in y["spec"], y
 e = y["spec"]["permittedHostDevices"]["pciHostDevices"]
 assert e == [{"pciDeviceSelector": "10DE:26B9", "resourceName": "nvidia.com/AD102GL_L40S",
               "externalResourceProvider": True}], e
 EOF
+pl "$M" --config "$SKIP4" kubevirt-config --hco --hco-api v2; want_rc 2 "--hco-api v2"
+pl "$M" --config "$SKIP4" kubevirt-config --hco-api v1; want_rc 2 "--hco-api without --hco"
 pl "$M" --config "$SKIP4" --hco plan; want_rc 2 "--hco with plan"
 for role in "" master; do
 	if [ -n "$role" ]; then pl "$M" --config "$SKIP4" machineconfig --role "$role"; else pl "$M" --config "$SKIP4" machineconfig; fi

@@ -51,6 +51,8 @@ Faults (ROOT/.sim/faults.json, re-read whenever it changes, or --faults FILE, wh
    "vanishOnUnbind": [addr],   the device falls off the bus when its unbind is written
    "failVfioNode": [group],    binding to vfio-pci does not create dev/vfio/<group>
    "refuseUnbindLock": [addr], the nvidia unbind lock of addr reads back 0
+   "deviceLocked": [addr],     someone else (another tool's hung unbind) holds addr's device lock now: its
+                               driver_override and sriov_numvfs become FIFOs (a reader hangs) until lifted
    "probeNoop": true,          drivers_probe binds nothing at all
    "latencyMs": {"unbind": 500, "probe": 200, "bind": 0},
                                each such operation takes that long before it shows, per device as in the driver
@@ -245,7 +247,7 @@ class Sim:
             log("faults.json: %s (ignored)" % e)
             return
         known = {"refuseBind", "blockUnbind", "vanish", "vanishOnUnbind", "failVfioNode", "refuseUnbindLock",
-                 "probeNoop", "killAfterWrites", "latencyMs"}
+                 "probeNoop", "killAfterWrites", "latencyMs", "deviceLocked"}
         for k in f:
             if k not in known:
                 log("faults.json: unknown switch %r (ignored)" % k)
@@ -261,8 +263,12 @@ class Sim:
             if drv and drv != "nvidia":
                 self.block(d)
         for d in self.devs.values():   # the hung unbind gave up the device lock: the fault is off
-            if d.locked and not self.fault("blockUnbind", d.addr):
+            if d.locked and not self.fault("blockUnbind", d.addr) and not self.fault("deviceLocked", d.addr):
                 self.unlock_device(d)
+        for addr in f.get("deviceLocked", []) or []:
+            d = self.devs.get(addr)
+            if d and not d.vanished:
+                self.lock_device(d)
         for addr in f.get("vanish", []) or []:
             d = self.devs.get(addr)
             if d and not d.vanished:

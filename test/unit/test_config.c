@@ -358,6 +358,19 @@ Test(config, duplicate_resource_name)
 		    "test.json: passthrough[2].resourceName: resource name \"GPU\" is already used by passthrough[0]");
 }
 
+/* Issue 11: KubeVirt finds devices by PCI_RESOURCE_<PREFIX>_<NAME> (upper-case, '.' and '/' to '_'): two names
+ * that give one variable are refused, naming both and the variable. */
+Test(config, same_kubevirt_variable)
+{
+	parse_fails("{\"passthrough\": [{\"count\": 1, \"resourceName\": \"L40S.VM\"},"
+		    " {\"match\": {\"devices\": [\"2330\"]}, \"count\": 1, \"resourceName\": \"l40s_vm\"}]}",
+		    "passthrough[1].resourceName", "\"l40s_vm\" and \"L40S.VM\" (passthrough[0].resourceName)",
+		    "PCI_RESOURCE_NVIDIA_COM_L40S_VM");
+	vgp_error_release(&err);
+	parse_fails("{\"resourcePrefix\": \"example.org\", \"passthrough\": [{\"count\": 1, \"resourceName\": \"A-B\"},"
+		    " {\"count\": 1, \"resourceName\": \"a-b\"}]}", "PCI_RESOURCE_EXAMPLE_ORG_A-B");
+}
+
 Test(config, resource_prefix_invalid)
 {
 	parse_fails("{\"resourcePrefix\": \"NVIDIA.com\"}", "test.json: resourcePrefix: expected a DNS subdomain",

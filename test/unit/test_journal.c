@@ -156,3 +156,67 @@ Test(journal, load_missing_save_load)
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	cr_assert_eq(system(cmd), 0);
 }
+
+/* Issue 11: the identity of each function (vendor, device, subsystem, class) round-trips; the four keys go
+ * together; an old journal without them still loads (has_id false). */
+Test(journal, identity_round_trip_and_legacy)
+{
+	struct vgp_journal j = { 0 }, k = { 0 };
+	vgp_error_t err = NULL;
+	struct vgp_journal_entry e = ent("10000:b0:00.0", "10000:b0:00.0", 5, "nvidia", VGP_J_BOUND);
+	e.has_id = true;
+	e.vendor = 0x10de;
+	e.device = 0x26b9;
+	e.subsys_vendor = 0x10de;
+	e.subsys_device = 0x1851;
+	e.class_code = 0x030200;
+	snprintf(j.boot_id, sizeof j.boot_id, "b");
+	cr_assert_eq(vgp_journal_set(&j, &e, &err), 0);
+	char *text = vgp_journal_dump(&j);
+	cr_assert_not_null(strstr(text, "\"subsystem\": \"10de:1851\""), "%s", text);
+	cr_assert_not_null(strstr(text, "\"address\": \"10000:b0:00.0\""), "%s", text);
+	cr_assert_eq(vgp_journal_parse(text, strlen(text), "t", "b", &k, NULL, &err), 0, "%s", err ? vgp_error_text(err) : "");
+	const struct vgp_journal_entry *r = vgp_journal_find(&k, "10000:b0:00.0");
+	cr_assert_not_null(r);
+	cr_assert(r->has_id);
+	cr_assert_eq(r->vendor, 0x10de);
+	cr_assert_eq(r->device, 0x26b9);
+	cr_assert_eq(r->subsys_device, 0x1851);
+	cr_assert_eq(r->class_code, 0x030200);
+	free(text);
+	static const char legacy[] = "{\"bootId\": \"b\", \"functions\": [{\"address\": \"0000:61:00.0\", \"state\": \"bound\"}]}";
+	cr_assert_eq(vgp_journal_parse(legacy, strlen(legacy), "t", "b", &k, NULL, &err), 0);
+	cr_assert_not(vgp_journal_find(&k, "0000:61:00.0")->has_id);
+	static const char half[] = "{\"functions\": [{\"address\": \"0000:61:00.0\", \"state\": \"bound\", \"vendor\": \"10de\"}]}";
+	cr_assert_eq(vgp_journal_parse(half, strlen(half), "t", "b", &k, NULL, &err), -1);
+	cr_assert_not_null(strstr(err->msg, "together"), "%s", vgp_error_text(err));
+	vgp_error_release(&err);
+	vgp_journal_free(&j);
+	vgp_journal_free(&k);
+}
+
+/* Issue 11: a truncated journal is set aside (kept, timestamped), a good one is left alone. */
+Test(journal, corrupt_set_aside)
+{
+	char dir[] = "/tmp/vgp-journal-XXXXXX", path[256], cmd[300];
+	vgp_error_t err = NULL;
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/state.json", dir);
+	cr_assert_eq(vgp_journal_set_aside_if_corrupt(path, &err), 0); /* absent */
+	FILE *f = fopen(path, "w");
+	fputs("{\"version\": 1, \"functions\": [{\"addr", f);
+	fclose(f);
+	cr_assert_eq(vgp_journal_set_aside_if_corrupt(path, &err), -1);
+	cr_assert_not_null(strstr(err->msg, "moved aside to"), "%s", vgp_error_text(err));
+	cr_assert_neq(access(path, F_OK), 0);
+	snprintf(cmd, sizeof cmd, "ls %s/state.json.corrupt-* >/dev/null", dir);
+	cr_assert_eq(system(cmd), 0);
+	vgp_error_release(&err);
+	f = fopen(path, "w");
+	fputs("{\"version\": 1, \"functions\": []}", f);
+	fclose(f);
+	cr_assert_eq(vgp_journal_set_aside_if_corrupt(path, &err), 0);
+	cr_assert_eq(access(path, F_OK), 0);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}

@@ -151,3 +151,22 @@ Test(names, socket_name)
 	cr_assert_eq(vgp_socket_name("nvidia.com/", out, sizeof(out)), -1);
 	cr_assert_eq(vgp_socket_name("nvidia.com/AD102GL_L40S", out, 26), -1); /* needs 27 */
 }
+
+/* Issue 11: the short socket name is stable (one resource, one name), distinct per resource and fits anywhere. */
+Test(names, socket_name_short)
+{
+	char a[64], b[64], c[64];
+
+	cr_assert_eq(vgp_socket_name_short("nvidia.com/L40S_L40S_L40S_L40S_L40S_L40S_L40S_L40S_L40S_L40S_L40S_L40S_ABC", a,
+					   sizeof(a)), 0);
+	cr_assert_eq(vgp_socket_name_short("nvidia.com/L40S_L40S_L40S_L40S_L40S_L40S_L40S_L40S_L40S_L40S_L40S_L40S_ABC", b,
+					   sizeof(b)), 0);
+	cr_assert_str_eq(a, b);
+	cr_assert_eq(strlen(a), 30);
+	cr_assert_eq(strncmp(a, "vfio-gpu-", 9), 0);
+	cr_assert_eq(vgp_socket_name_short("nvidia.com/L40S_L40S_L40S_L40S_L40S_L40S_L40S_L40S_L40S_L40S_L40S_L40S_ABD", c,
+					   sizeof(c)), 0);
+	cr_assert_str_neq(a, c);
+	cr_assert_eq(vgp_socket_name_short("", a, sizeof(a)), -1);
+	cr_assert_eq(vgp_socket_name_short("x", a, 30), -1); /* needs 31 */
+}

@@ -750,6 +750,34 @@ Test(plan, duplicate_explicit_names_is_usage_error)
 				   "nvidia.com/L40S: set a distinct resourceName");
 }
 
+/* Issue 11: a derived name and a resourceName that give one KubeVirt variable (AD102GL_L40S, ad102gl.l40s) are an
+ * input error naming both and the variable: the configuration alone cannot see a derived name. */
+Test(plan, derived_and_pinned_names_one_kubevirt_variable)
+{
+	interleaved();
+	pf_pt_numa(pf_pt(&cfg, 0x10de, 1), 0);
+	struct vgp_passthrough *p = pf_pt(&cfg, 0x10de, 1);
+	pf_pt_numa(p, 1);
+	pf_pt_name(p, "ad102gl.l40s");
+	cr_assert_eq(build_into(&plan), -1);
+	cr_assert_eq(vgp_error_exit_code(err), 2);
+	cr_assert_str_eq(vgp_error_text(err), "passthrough[1]: resources nvidia.com/ad102gl.l40s and nvidia.com/AD102GL_L40S "
+				   "(passthrough[0]) give the same KubeVirt variable PCI_RESOURCE_NVIDIA_COM_AD102GL_L40S: "
+				   "set distinct resourceNames");
+}
+
+/* Issue 11: a GPU in a PCI domain above ffff keeps its full address and is ineligible for a typed reason. */
+Test(plan, domain_above_ffff_ineligible)
+{
+	eight_l40s();
+	pf_dev(&inv, "10000:b0:00.0", 0x10de, L40S, PF_CLASS_3D, L40S_MODEL, "nvidia", 40, 0);
+	pf_pt_device(pf_pt(&cfg, 0x10de, 1), L40S);
+	build_ok();
+	expect("10000:b0:00.0", VGP_ACT_INELIGIBLE, "PCI domain 10000 above ffff: KubeVirt parses only 4-digit PCI "
+	       "domains and cannot give this GPU to a VM", "");
+	expect_why("10000:b0:00.0", VGP_INEL_DOMAIN);
+}
+
 Test(plan, resource_name_and_prefix_override)
 {
 	eight_l40s();

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "registration.h"
+#include "scratch.h"
 #include "serve_loop.h"
 
 static char dir[64];
@@ -19,16 +20,13 @@ static char dir[64];
 static void
 setup(void)
 {
-	snprintf(dir, sizeof dir, "/tmp/vgp-status.XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	scratch_make(dir, sizeof dir, "status");
 }
 
 static void
 teardown(void)
 {
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	cr_assert_eq(system(cmd), 0);
+	scratch_remove(dir);
 }
 
 TestSuite(status, .init = setup, .fini = teardown);

@@ -36,3 +36,31 @@ Test(util, list_append)
 	vgp_list_append(buf, 0, &z, "y");
 	cr_assert_eq(z, 0);
 }
+
+/* Issue 11: the domain is part of the identity, never truncated (Intel VMD's 10000:, up to 8 digits). */
+Test(util, addr_normalize_wide_domain)
+{
+	char out[VGP_ADDR_LEN];
+	cr_assert_eq(vgp_addr_normalize("10000:B0:00.0", out), 0);
+	cr_assert_str_eq(out, "10000:b0:00.0");
+	cr_assert_eq(vgp_addr_domain(out), 0x10000);
+	cr_assert_eq(vgp_addr_normalize("ffffffff:ff:1f.7", out), 0);
+	cr_assert_str_eq(out, "ffffffff:ff:1f.7");
+	cr_assert_eq(vgp_addr_normalize("100000000:b0:00.0", out), -1);
+	cr_assert_eq(vgp_addr_normalize("000:b0:00.0", out), -1);
+	cr_assert_eq(vgp_addr_normalize("10000:b0:00.0:", out), -1);
+}
+
+/* Issue 11: strings from the node never reach a terminal as control sequences. */
+Test(util, escape)
+{
+	char out[64];
+	cr_assert_str_eq(vgp_escape("dcgm-exporter", out, sizeof out), "dcgm-exporter");
+	cr_assert_str_eq(vgp_escape("a\x1b[2Jb", out, sizeof out), "a\\x1b[2Jb");
+	cr_assert_str_eq(vgp_escape("x\ny\x7f\\", out, sizeof out), "x\\x0ay\\x7f\\x5c");
+	cr_assert_str_eq(vgp_escape("caf\xc3\xa9", out, sizeof out), "caf\xc3\xa9");       /* valid UTF-8 kept */
+	cr_assert_str_eq(vgp_escape("\xc2\x9b" "1m", out, sizeof out), "\\xc2\\x9b1m");   /* C1 CSI escaped */
+	cr_assert_str_eq(vgp_escape("\xff", out, sizeof out), "\\xff");
+	char small[6];
+	cr_assert_str_eq(vgp_escape("ab\x1b", small, sizeof small), "ab"); /* an escape that does not fit is cut */
+}

@@ -1,0 +1,54 @@
+#!/bin/bash
+# bind_signals.sh — SIGTERM, SIGINT or SIGHUP during `bind` (the systemd unit stopped, Ctrl-C): the group in progress
+# is finished (or rolled back), no other group starts, bind exits non-zero saying what was done; never a group half
+# on vfio-pci, never an nvidia unbind lock left taken, the journal matching the node (issue 11 item 5).
+# valgrind: yes
+. "$(dirname "$0")/lib.sh"
+vgp_netns_reexec "$@"
+set -e
+vgp_setup
+
+n=0
+for spec in TERM:1 INT:3 HUP:6 TERM:9 INT:14 TERM:2; do
+	sig=${spec%%:*} after=${spec#*:}
+	n=$((n + 1))
+	R=$(vgp_node "s$n" --preset demo8)
+	vgp_sim_start "$R"
+	SF="$R/var/lib/vfio-gpu-plugin/state.json"
+	$VGP_WRAP "$(vgp_cli)" --host-root "$R" --pci-ids "$PCI_IDS" --vfio-wait 2 --device 10de:26b9 --count all \
+		bind >"$T/out" 2>&1 &
+	pid=$!
+	for i in $(seq 2000); do
+		[ "$(wc -l <"$R/.sim/writes.log" 2>/dev/null || echo 0)" -ge "$after" ] && break
+		kill -0 $pid 2>/dev/null || break
+		sleep 0.005
+	done
+	kill -"$sig" $pid 2>/dev/null || fail "bind ended before $after writes: $(tail -n 3 "$T/out")"
+	set +e
+	wait $pid
+	RC=$?
+	set -e
+	[ "$RC" != 0 ] || fail "SIG$sig after $after writes: bind exited 0"
+	[ "$RC" -lt 128 ] || fail "SIG$sig after $after writes: bind was killed by the signal (exit $RC)"
+	grep -q "interrupted by SIG$sig" "$T/out" || fail "SIG$sig: no 'interrupted by SIG$sig' message"
+	vgp_check_consistent "$R"
+	# every GPU on vfio-pci is journaled bound; no GPU the run did not reach was written to
+	python3 - "$R" "$SF" <<'PY' || fail "SIG$sig after $after writes: journal and node disagree"
+import json, os, sys
+root, sf = sys.argv[1], sys.argv[2]
+j = {f["address"]: f for f in json.load(open(sf))["functions"]} if os.path.exists(sf) else {}
+def drv(a):
+    try: return os.path.basename(os.readlink(os.path.join(root, "sys/bus/pci/devices", a, "driver")))
+    except OSError: return ""
+for a in sorted(os.listdir(os.path.join(root, "sys/bus/pci/devices"))):
+    if drv(a) == "vfio-pci" and j.get(a, {}).get("state") != "bound":
+        sys.exit("%s on vfio-pci, journal says %r" % (a, j.get(a)))
+    if a in j and j[a]["state"] != "bound":
+        sys.exit("%s left %s in the journal" % (a, j[a]["state"]))
+PY
+	moved=$(grep -cE '^[0-9a-f:.]+ +bound ' "$T/out" || true)
+	notmoved=$(grep -c 'not moved: SIG' "$T/out" || true)
+	[ "$notmoved" -ge 1 ] || fail "SIG$sig after $after writes: every GPU was moved anyway (no stop between groups)"
+	ok "SIG$sig after $after writes: exit $RC, $moved moved, $notmoved not started, node consistent"
+	vgp_sim_stop "$R"
+done
