@@ -1,7 +1,8 @@
 #!/bin/bash
 # bind_signals.sh — SIGTERM, SIGINT or SIGHUP during `bind` (the systemd unit stopped, Ctrl-C): the group in progress
 # is finished (or rolled back), no other group starts, bind exits non-zero saying what was done; never a group half
-# on vfio-pci, never an nvidia unbind lock left taken, the journal matching the node (issue 11 item 5).
+# on vfio-pci, never an nvidia unbind lock left taken, the journal matching the node (issue 11 item 5). Runs with
+# --parallel 1 (one group at a time) and --parallel 2 (the groups moving finish, the ones not started stay).
 # valgrind: yes
 . "$(dirname "$0")/lib.sh"
 vgp_netns_reexec "$@"
@@ -9,14 +10,14 @@ set -e
 vgp_setup
 
 n=0
-for spec in TERM:1 INT:3 HUP:6 TERM:9 INT:14 TERM:2; do
-	sig=${spec%%:*} after=${spec#*:}
+for spec in TERM:1:1 INT:3:2 HUP:6:1 TERM:9:2 INT:14:1 TERM:2:2; do
+	IFS=: read -r sig after par <<<"$spec"
 	n=$((n + 1))
 	R=$(vgp_node "s$n" --preset demo8)
 	vgp_sim_start "$R"
 	SF="$R/var/lib/vfio-gpu-plugin/state.json"
 	$VGP_WRAP "$(vgp_cli)" --host-root "$R" --pci-ids "$PCI_IDS" --vfio-wait 2 --device 10de:26b9 --count all \
-		bind >"$T/out" 2>&1 &
+		--parallel "$par" bind >"$T/out" 2>&1 &
 	pid=$!
 	for i in $(seq 2000); do
 		[ "$(wc -l <"$R/.sim/writes.log" 2>/dev/null || echo 0)" -ge "$after" ] && break
@@ -49,6 +50,6 @@ PY
 	moved=$(grep -cE '^[0-9a-f:.]+ +bound ' "$T/out" || true)
 	notmoved=$(grep -c 'not moved: SIG' "$T/out" || true)
 	[ "$notmoved" -ge 1 ] || fail "SIG$sig after $after writes: every GPU was moved anyway (no stop between groups)"
-	ok "SIG$sig after $after writes: exit $RC, $moved moved, $notmoved not started, node consistent"
+	ok "SIG$sig after $after writes (--parallel $par): exit $RC, $moved moved, $notmoved not started, node consistent"
 	vgp_sim_stop "$R"
 done
