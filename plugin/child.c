@@ -12,6 +12,7 @@
 
 #define CHILD_POLL_MS 5
 #define CHILD_REAP_TRIES 20 /* x CHILD_POLL_MS: the grace a killed child gets to die before it is abandoned */
+#define CHILD_RC_MARK 0xff   /* before the exit code the child also writes to its pipe */
 
 long
 vgp_now_ms(void)
@@ -120,14 +121,26 @@ vgp_child_run(int (*fn)(int fd, void *arg), void *arg, int timeout_ms, struct vg
 		 * and a child that inherited another worker's pipe would keep that pipe open, so that worker would
 		 * wait for its own child's EOF until its deadline, and for ever behind an unbind stuck in the kernel. */
 		close_others(p[1]);
-		_exit(fn(p[1], arg));
+		int rc = fn(p[1], arg);
+		/* The exit code also goes down the pipe, last, after a 0xff marker: a tool that wraps this process (valgrind
+		 * counting the other threads' memory, unreachable in the child, as leaked) may change the exit status of a
+		 * child that does not exec; the parent believes the pipe. */
+		unsigned char trailer[2] = { CHILD_RC_MARK, (unsigned char) rc };
+		(void) !write(p[1], trailer, sizeof trailer);
+		_exit(rc);
 	}
 	close(p[1]);
 	deadline = vgp_now_ms() + timeout_ms;
 	read_until(p[0], deadline, r);
 	close(p[0]);
-	if (reap_until(pid, deadline, &r->status) == 0)
+	if (reap_until(pid, deadline, &r->status) == 0) {
+		if (r->n_out >= 2 && (unsigned char) r->out[r->n_out - 2] == CHILD_RC_MARK && WIFEXITED(r->status)) {
+			r->status = W_EXITCODE((unsigned char) r->out[r->n_out - 1], 0);
+			r->n_out -= 2;
+			r->out[r->n_out] = '\0';
+		}
 		return 0;
+	}
 	kill(pid, SIGKILL);
 	for (int i = 0; i < CHILD_REAP_TRIES; i++) { /* reap it if it can die; in a real D state it cannot */
 		if (waitpid(pid, &status, WNOHANG) == pid)
