@@ -14,7 +14,7 @@
 static bool
 lock_path(struct eng *e, const char *addr, char p[ENG_PATH_LEN])
 {
-	return eng_path(e, p, "/proc/driver/nvidia/gpus/%s/unbindLock", addr) == 0 && access(p, F_OK) == 0;
+	return eng_host_root_path(e, p, "/proc/driver/nvidia/gpus/%s/unbindLock", addr) == 0 && access(p, F_OK) == 0;
 }
 
 void

@@ -1,7 +1,7 @@
 /* driver_ops.c — driver operations on one PCI function (engine-internal.h): driver and driver_override reads,
  * the override write, the unbind (written in a child process under a deadline: the nvidia driver's unbind blocks
  * while the GPU is used, and a child stuck in the kernel is abandoned, not waited for), drivers_probe, the bounded
- * waits for a driver link, and restore (back to a given driver). Every path goes through eng_path. */
+ * waits for a driver link, and restore (back to a given driver). Every path goes through eng_host_root_path. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -16,7 +16,7 @@
 #include "util.h"
 
 int
-eng_path(struct eng *e, char *buf, const char *fmt, ...)
+eng_host_root_path(struct eng *e, char *buf, const char *fmt, ...)
 {
 	char rel[ENG_PATH_LEN];
 	va_list ap;
@@ -34,7 +34,7 @@ bool
 fn_exists(struct eng *e, const char *addr)
 {
 	char p[ENG_PATH_LEN];
-	return eng_path(e, p, "/sys/bus/pci/devices/%s", addr) == 0 && access(p, F_OK) == 0;
+	return eng_host_root_path(e, p, "/sys/bus/pci/devices/%s", addr) == 0 && access(p, F_OK) == 0;
 }
 
 /* The current driver ("" when unbound). */
@@ -43,7 +43,7 @@ fn_driver(struct eng *e, const char *addr, char out[VGP_DRIVER_LEN])
 {
 	char p[ENG_PATH_LEN];
 	out[0] = '\0';
-	if (eng_path(e, p, "/sys/bus/pci/devices/%s/driver", addr) == 0 && vgp_readlink_base(p, out, VGP_DRIVER_LEN) < 0)
+	if (eng_host_root_path(e, p, "/sys/bus/pci/devices/%s/driver", addr) == 0 && vgp_readlink_base(p, out, VGP_DRIVER_LEN) < 0)
 		out[0] = '\0';
 }
 
@@ -91,7 +91,7 @@ int
 fn_write_override(struct eng *e, const char *addr, const char *value, vgp_error_t *err)
 {
 	char p[ENG_PATH_LEN];
-	if (eng_path(e, p, "/sys/bus/pci/devices/%s/driver_override", addr) < 0)
+	if (eng_host_root_path(e, p, "/sys/bus/pci/devices/%s/driver_override", addr) < 0)
 		return vgp_make_error(err, errno, "%s: driver_override", addr);
 	if (sysfs_write(e, p, value, err) < 0)
 		return vgp_error_wrap(err, "%s: step driver_override (%s)", addr,
@@ -103,7 +103,7 @@ int
 fn_probe(struct eng *e, const char *addr, vgp_error_t *err)
 {
 	char p[ENG_PATH_LEN];
-	if (eng_path(e, p, "/sys/bus/pci/drivers_probe") < 0)
+	if (eng_host_root_path(e, p, "/sys/bus/pci/drivers_probe") < 0)
 		return vgp_make_error(err, errno, "%s: drivers_probe", addr);
 	if (sysfs_write(e, p, addr, err) < 0)
 		return vgp_error_wrap(err, "%s: step drivers_probe", addr);
@@ -172,7 +172,7 @@ fn_unbind(struct eng *e, const char *addr, const char *drv, bool *stuck, vgp_err
 	long deadline;
 
 	*stuck = false;
-	if (eng_path(e, p, "/sys/bus/pci/drivers/%s/unbind", drv) < 0)
+	if (eng_host_root_path(e, p, "/sys/bus/pci/drivers/%s/unbind", drv) < 0)
 		return vgp_make_error(err, errno, "%s: unbind", addr);
 	if (write_in_child(e, p, addr, e->unbind_ms, stuck, err) < 0) {
 		if (*stuck)
@@ -233,7 +233,7 @@ bool
 eng_driver_loaded(struct eng *e, const char *drv)
 {
 	char p[ENG_PATH_LEN];
-	return drv[0] && eng_path(e, p, "/sys/bus/pci/drivers/%s", drv) == 0 && access(p, F_OK) == 0;
+	return drv[0] && eng_host_root_path(e, p, "/sys/bus/pci/drivers/%s", drv) == 0 && access(p, F_OK) == 0;
 }
 
 /* ---------------------------------------------------------------------------------------------------- restore */
@@ -267,7 +267,7 @@ fn_restore(struct eng *e, const char *addr, const char *orig, bool natural, bool
 	}
 	if (!natural && cur[0] == '\0' && eng_driver_loaded(e, orig)) {
 		/* the plain probe gave nothing: ask the original driver itself */
-		if (eng_path(e, p, "/sys/bus/pci/drivers/%s/bind", orig) < 0)
+		if (eng_host_root_path(e, p, "/sys/bus/pci/drivers/%s/bind", orig) < 0)
 			return vgp_make_error(err, errno, "bind path");
 		if (sysfs_write(e, p, addr, err) < 0)
 			return vgp_error_wrap(err, "%s: step bind to %s", addr, orig);

@@ -13,7 +13,7 @@
  *   release.c       vgp_release: giving GPUs back to the drivers the journal recorded
  *   udev_persist.c  the udev rule file that keeps bound functions on vfio-pci across reboots
  *
- * Every path goes through vgp_host_path (eng_path). */
+ * Every path goes through vgp_host_path (eng_host_root_path). */
 #ifndef VGP_ENGINE_INTERNAL_H
 #define VGP_ENGINE_INTERNAL_H
 
@@ -107,7 +107,7 @@ int node_plan(const char *root, const struct vgp_engine_opts *o, const struct vg
 	      vgp_error_t *err);
 
 /* ---- driver_ops.c: one function's driver, each write verified */
-int eng_path(struct eng *e, char *buf, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int eng_host_root_path(struct eng *e, char *buf, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 bool fn_exists(struct eng *e, const char *addr);
 /* Has this run written to sysfs yet (e->wrote, read atomically: workers set it)? */
 bool eng_wrote(struct eng *e);

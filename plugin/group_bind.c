@@ -175,7 +175,7 @@ move_group(struct eng *e, struct move *mv, vgp_error_t *err)
 	for (size_t i = 0; i < mv->n; i++)
 		if (move_member(e, mv, &mv->m[i], err) < 0)
 			return -1;
-	if (mv->group >= 0 && (eng_path(e, node, "/dev/vfio/%d", mv->group) < 0 || eng_wait_path(e, node) < 0))
+	if (mv->group >= 0 && (eng_host_root_path(e, node, "/dev/vfio/%d", mv->group) < 0 || eng_wait_path(e, node) < 0))
 		return vgp_make_error(err, ENOENT, "%s: step verify: /dev/vfio/%d did not appear within %d ms",
 				      mv->gpu->addr, mv->group, e->wait_ms);
 	return 0;

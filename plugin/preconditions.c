@@ -104,7 +104,7 @@ eng_preconditions(struct eng *e, bool need_vfio, vgp_error_t *err)
 		return 0;
 	if (need_vfio && !e->inv.iommu)
 		return eng_iommu_off_error(e, err);
-	if (eng_path(e, p, "/sys/bus/pci/drivers_probe") < 0)
+	if (eng_host_root_path(e, p, "/sys/bus/pci/drivers_probe") < 0)
 		return vgp_make_error(err, errno, "drivers_probe path");
 	if (statvfs(p, &sv) == 0 && (sv.f_flag & ST_RDONLY))
 		return vgp_make_error(err, EROFS, "precondition: /sys is read-only (%s): mount it read-write (a "
@@ -114,7 +114,7 @@ eng_preconditions(struct eng *e, bool need_vfio, vgp_error_t *err)
 	if (need_vfio && !eng_driver_loaded(e, "vfio-pci")) {
 		if (run_modprobe(e, "vfio_iommu_type1", err) < 0 || run_modprobe(e, "vfio-pci", err) < 0)
 			return -1;
-		if (eng_path(e, p, "/sys/bus/pci/drivers/vfio-pci") < 0 || eng_wait_path(e, p) < 0)
+		if (eng_host_root_path(e, p, "/sys/bus/pci/drivers/vfio-pci") < 0 || eng_wait_path(e, p) < 0)
 			return vgp_make_error(err, ENOENT, "precondition: modprobe vfio-pci succeeded but %s did not "
 					      "appear", p);
 	}

@@ -40,7 +40,7 @@ vfio_holders(struct eng *e, int group, const struct rel_fn *f, size_t nf, char *
 		if (i == nf) { /* the group node */
 			if (group >= 0)
 				snprintf(rel[nn++], sizeof rel[0], "/dev/vfio/%d", group);
-		} else if (eng_path(e, dir, "/sys/bus/pci/devices/%s/vfio-dev", f[i].addr) == 0 &&
+		} else if (eng_host_root_path(e, dir, "/sys/bus/pci/devices/%s/vfio-dev", f[i].addr) == 0 &&
 			   (d = opendir(dir)) != NULL) {
 			while ((de = readdir(d)) != NULL && nn < 8)
 				if (strncmp(de->d_name, "vfio", 4) == 0 && strlen(de->d_name) < 40)
@@ -49,7 +49,7 @@ vfio_holders(struct eng *e, int group, const struct rel_fn *f, size_t nf, char *
 		for (size_t k = 0; k < nn; k++) {
 			_cleanup_free_ struct vgp_holder *h = NULL;
 			size_t nh = 0;
-			if (eng_path(e, node, "%s", rel[k]) < 0 || stat(node, &st) < 0 || !S_ISCHR(st.st_mode))
+			if (eng_host_root_path(e, node, "%s", rel[k]) < 0 || stat(node, &st) < 0 || !S_ISCHR(st.st_mode))
 				continue;
 			if (vgp_rdev_holders(e->root, (unsigned long) st.st_rdev, &h, &nh, err) < 0)
 				return -1;

@@ -14,7 +14,7 @@
 static int
 udev_path(struct eng *e, char p[ENG_PATH_LEN])
 {
-	return eng_path(e, p, "%s", VGP_UDEV_RULES_PATH);
+	return eng_host_root_path(e, p, "%s", VGP_UDEV_RULES_PATH);
 }
 
 static int
