@@ -1,7 +1,8 @@
 /* vfio.h — the bind engine (docs/architecture.md §1, §5, §8): carries out the plan, moving each planned GPU with every other function
  * of its IOMMU group to vfio-pci, step by step verified, journaled before the first write to a device, rolled
- * back when a step fails; repairs what a killed run left behind; gives GPUs back (release). It never prints:
- * main() shows the per-GPU results; progress lines go through log.h (info level).
+ * back when a step fails; repairs what a killed run left behind; gives GPUs back (release). It never prints: the
+ * bind and release commands (cmd/vfio-gpu-plugin/commands.c) show the per-GPU results; progress lines go through
+ * log.h (info level).
  * The engine's files (engine.c, node_view.c, driver_ops.c, busy.c, preconditions.c, group_bind.c, repair.c,
  * release.c, udev_persist.c) share the private engine-internal.h. */
 #ifndef VGP_VFIO_H

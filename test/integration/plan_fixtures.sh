@@ -357,8 +357,8 @@ for f in config device count address host-root pci-ids node-name state-file kube
 	vfio-wait reconcile-interval log-level json force hco hco-api lock-wait role ready help; do
 	grep -qE -- "^ +(-h, )?--$f( |$)" "$T/out" || fail "--help does not document --$f"
 done
-# every long option main.c knows is documented (catches a flag added without help)
-for f in $(grep -oE '^	\{ "[a-z-]+", (required|no)_argument' "$VGP_ROOT/cmd/vfio-gpu-plugin/main.c" | cut -d'"' -f2); do
+# every long option flags.c knows is documented (catches a flag added without help)
+for f in $(grep -oE '^	\{ "[a-z-]+", (required|no)_argument' "$VGP_ROOT/cmd/vfio-gpu-plugin/flags.c" | cut -d'"' -f2); do
 	grep -qE -- "--$f( |$)" "$T/out" || fail "--help does not document --$f"
 done
 ok "invalid input exits 2 (flags, conflicts, bad config naming file and JSON path); --help documents every flag"
