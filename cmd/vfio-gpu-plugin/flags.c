@@ -173,12 +173,90 @@ role_valid(const char *r)
 	return true;
 }
 
-/* Flags and the command into o (cli.h). Longer than a step for a reason: one getopt switch with a case per flag, then the
- * checks between flags; split, the flag table would be spread over several functions. */
+/* Paths given on the command line, kept until the host root is known (their defaults are under it). */
+struct path_flags {
+	const char *state_file, *kubelet_dir, *pod_resources, *nfd_dir;
+};
+
+/* The command and its arguments after the flags (optind is past the last flag), the flags that belong to one
+ * command only, and the checks between flags. */
+static int
+command_checks(int argc, char **argv, struct opts *o, vgp_error_t *err)
+{
+	o->command = optind < argc ? argv[optind++] : "serve";
+	bool known = false;
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		known |= strcmp(o->command, commands[i]) == 0;
+	if (!known)
+		return vgp_make_usage_error(err, "unknown command '%s' (see --help)", o->command);
+	o->args = argv + optind;
+	o->n_args = (size_t) (argc - optind);
+	if (o->n_args > 0 && strcmp(o->command, "release") != 0)
+		return vgp_make_usage_error(err, "%s takes no arguments (got '%s')", o->command, o->args[0]);
+	if (o->json && strcmp(o->command, "plan") != 0)
+		return vgp_make_usage_error(err, "--json goes with plan");
+	if (o->force && strcmp(o->command, "release") != 0)
+		return vgp_make_usage_error(err, "--force goes with release");
+	if (o->hco && strcmp(o->command, "kubevirt-config") != 0)
+		return vgp_make_usage_error(err, "--hco goes with kubevirt-config");
+	if (o->hco_api && !o->hco)
+		return vgp_make_usage_error(err, "--hco-api goes with kubevirt-config --hco");
+	if (o->ready && strcmp(o->command, "health") != 0)
+		return vgp_make_usage_error(err, "--ready goes with health");
+	if (o->config && (o->n_devices || o->n_addresses || o->count))
+		return vgp_make_usage_error(err, "--config conflicts with --device, --count and --address: put the "
+						 "selection in the file");
+	/* a pci.ids file that is not there is a mistake on the command line, like a missing --config file */
+	if (o->pci_ids != NULL && access(o->pci_ids, R_OK) < 0)
+		return vgp_make_input_error(err, errno, "--pci-ids '%s'", o->pci_ids);
+	/* the role goes into a resource name and a label of the MachineConfig: a DNS label */
+	if (!role_valid(o->role))
+		return vgp_make_usage_error(err, "--role '%s': expected a MachineConfigPool role (lower-case letters, "
+						 "digits and '-', at most 63, e.g. worker)", o->role);
+	return 0;
+}
+
+/* One path flag into out: as given, or its default under the host root. */
+static int
+path_flag(char *out, size_t len, const char *flag, const char *given, const char *host_root, const char *dflt,
+	  vgp_error_t *err)
+{
+	if (given != NULL) {
+		if (snprintf(out, len, "%s", given) >= (int) len)
+			return vgp_make_usage_error(err, "%s: path too long", flag);
+		return 0;
+	}
+	if (vgp_host_path(out, len, host_root, "%s", dflt) < 0)
+		return vgp_make_usage_error(err, "--host-root '%s': path too long", host_root);
+	return 0;
+}
+
+/* The paths: as given, or their defaults under the host root ("off" turns the NFD feature file off). */
+static int
+resolve_paths(struct opts *o, const struct path_flags *p, vgp_error_t *err)
+{
+	if (path_flag(o->state_file, sizeof o->state_file, "--state-file", p->state_file, o->host_root,
+		      "/var/lib/vfio-gpu-plugin/state.json", err) < 0 ||
+	    path_flag(o->kubelet_dir, sizeof o->kubelet_dir, "--kubelet-dir", p->kubelet_dir, o->host_root,
+		      "/var/lib/kubelet/device-plugins", err) < 0 ||
+	    path_flag(o->pod_resources_socket, sizeof o->pod_resources_socket, "--pod-resources-socket",
+		      p->pod_resources, o->host_root, VGP_PODRESOURCES_SOCKET, err) < 0)
+		return -1;
+	if (p->nfd_dir != NULL && strcmp(p->nfd_dir, "off") == 0) {
+		o->nfd_dir[0] = '\0';
+		return 0;
+	}
+	return path_flag(o->nfd_dir, sizeof o->nfd_dir, "--nfd-features-dir", p->nfd_dir, o->host_root,
+			 VGP_NFD_DEFAULT_DIR, err);
+}
+
+/* Flags and the command into o (cli.h): the getopt loop, then the checks between flags, then the paths.
+ * Longer than a step for a reason: one getopt switch with a case per flag; split, the flag table would be spread
+ * over several functions. */
 int
 cli_parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 {
-	const char *state_file = NULL, *kubelet_dir = NULL, *pod_resources = NULL, *nfd_dir = NULL;
+	struct path_flags p = { 0 };
 	char host[256];
 	int c, lvl, port;
 
@@ -200,15 +278,15 @@ cli_parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 		case OPT_HOST_ROOT: o->host_root = optarg; break;
 		case OPT_PCI_IDS: o->pci_ids = optarg; break;
 		case OPT_NODE_NAME: o->node_name = optarg; break;
-		case OPT_STATE_FILE: state_file = optarg; break;
-		case OPT_KUBELET_DIR: kubelet_dir = optarg; break;
-		case OPT_POD_RESOURCES: pod_resources = optarg; break;
+		case OPT_STATE_FILE: p.state_file = optarg; break;
+		case OPT_KUBELET_DIR: p.kubelet_dir = optarg; break;
+		case OPT_POD_RESOURCES: p.pod_resources = optarg; break;
 		case OPT_STATUS_FILE: o->status_file = optarg; break;
 		case OPT_METRICS_ADDRESS:
 			if (vgp_metrics_address_parse(optarg, host, sizeof host, &port, err) < 0) return -1;
 			o->metrics_address = optarg;
 			break;
-		case OPT_NFD_DIR: nfd_dir = optarg; break;
+		case OPT_NFD_DIR: p.nfd_dir = optarg; break;
 		case OPT_UNBIND_TIMEOUT:
 			if (parse_seconds("--unbind-timeout", optarg, &o->unbind_timeout, err) < 0) return -1;
 			break;
@@ -246,39 +324,8 @@ cli_parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 		default: return vgp_make_usage_error(err, "unknown flag '%s' (see --help)", argv[optind - 1]);
 		}
 	}
-	o->command = optind < argc ? argv[optind++] : "serve";
-	bool known = false;
-	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-		known |= strcmp(o->command, commands[i]) == 0;
-	if (!known)
-		return vgp_make_usage_error(err, "unknown command '%s' (see --help)", o->command);
-	o->args = argv + optind;
-	o->n_args = (size_t) (argc - optind);
-	if (o->n_args > 0 && strcmp(o->command, "release") != 0)
-		return vgp_make_usage_error(err, "%s takes no arguments (got '%s')", o->command, o->args[0]);
-
-	/* flags that belong to one command only */
-	if (o->json && strcmp(o->command, "plan") != 0)
-		return vgp_make_usage_error(err, "--json goes with plan");
-	if (o->force && strcmp(o->command, "release") != 0)
-		return vgp_make_usage_error(err, "--force goes with release");
-	if (o->hco && strcmp(o->command, "kubevirt-config") != 0)
-		return vgp_make_usage_error(err, "--hco goes with kubevirt-config");
-	if (o->hco_api && !o->hco)
-		return vgp_make_usage_error(err, "--hco-api goes with kubevirt-config --hco");
-	if (o->ready && strcmp(o->command, "health") != 0)
-		return vgp_make_usage_error(err, "--ready goes with health");
-	if (o->config && (o->n_devices || o->n_addresses || o->count))
-		return vgp_make_usage_error(err, "--config conflicts with --device, --count and --address: put the "
-						 "selection in the file");
-	/* a pci.ids file that is not there is a mistake on the command line, like a missing --config file */
-	if (o->pci_ids != NULL && access(o->pci_ids, R_OK) < 0)
-		return vgp_make_input_error(err, errno, "--pci-ids '%s'", o->pci_ids);
-	/* the role goes into a resource name and a label of the MachineConfig: a DNS label */
-	if (!role_valid(o->role))
-		return vgp_make_usage_error(err, "--role '%s': expected a MachineConfigPool role (lower-case letters, "
-						 "digits and '-', at most 63, e.g. worker)", o->role);
-
+	if (command_checks(argc, argv, o, err) < 0)
+		return -1;
 	if (o->node_name == NULL) {
 		const char *env = getenv("NODE_NAME");
 		if (env != NULL && env[0] != '\0')
@@ -288,33 +335,9 @@ cli_parse_args(int argc, char **argv, struct opts *o, vgp_error_t *err)
 		snprintf(o->hostname, sizeof o->hostname, "localhost");
 	o->hostname[sizeof o->hostname - 1] = '\0';
 
-	if (state_file != NULL) {
-		if (snprintf(o->state_file, sizeof o->state_file, "%s", state_file) >= (int) sizeof o->state_file)
-			return vgp_make_usage_error(err, "--state-file: path too long");
-	} else if (vgp_host_path(o->state_file, sizeof o->state_file, o->host_root,
-			       "/var/lib/vfio-gpu-plugin/state.json") < 0)
-		return vgp_make_usage_error(err, "--host-root '%s': path too long", o->host_root);
-	if (nfd_dir != NULL) {
-		if (strcmp(nfd_dir, "off") != 0 &&
-		    snprintf(o->nfd_dir, sizeof o->nfd_dir, "%s", nfd_dir) >= (int) sizeof o->nfd_dir)
-			return vgp_make_usage_error(err, "--nfd-features-dir: path too long");
-	} else if (vgp_host_path(o->nfd_dir, sizeof o->nfd_dir, o->host_root, VGP_NFD_DEFAULT_DIR) < 0)
-		return vgp_make_usage_error(err, "--host-root '%s': path too long", o->host_root);
-	if (kubelet_dir != NULL) {
-		if (snprintf(o->kubelet_dir, sizeof o->kubelet_dir, "%s", kubelet_dir) >= (int) sizeof o->kubelet_dir)
-			return vgp_make_usage_error(err, "--kubelet-dir: path too long");
-	} else if (vgp_host_path(o->kubelet_dir, sizeof o->kubelet_dir, o->host_root,
-			       "/var/lib/kubelet/device-plugins") < 0)
-		return vgp_make_usage_error(err, "--host-root '%s': path too long", o->host_root);
-	if (pod_resources != NULL) {
-		if (snprintf(o->pod_resources_socket, sizeof o->pod_resources_socket, "%s", pod_resources) >=
-		    (int) sizeof o->pod_resources_socket)
-			return vgp_make_usage_error(err, "--pod-resources-socket: path too long");
-	} else if (vgp_host_path(o->pod_resources_socket, sizeof o->pod_resources_socket, o->host_root,
-				 VGP_PODRESOURCES_SOCKET) < 0)
-		return vgp_make_usage_error(err, "--host-root '%s': path too long", o->host_root);
-	return 0;
+	return resolve_paths(o, &p, err);
 }
+
 void
 cli_print_usage(FILE *out)
 {
