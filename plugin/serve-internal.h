@@ -1,5 +1,6 @@
-/* serve-internal.h — the serve loop's state, shared by serve_loop.c (the loop, tables, health, status) and
- * serve_live.c (the live re-split: config watch, converge, drain). Include it from those two files only. */
+/* serve-internal.h — the serve loop's state, shared by serve_loop.c (the loop, tables, health), serve_live.c and
+ * serve_drain.c (the live re-split: config watch, converge, drain) and status_file.c (the status file the loop
+ * writes). Include it from those files only. */
 #ifndef VGP_SERVE_INTERNAL_H
 #define VGP_SERVE_INTERNAL_H
 
@@ -61,11 +62,15 @@ struct serve {
 
 /* serve_loop.c */
 void serve_push_health(struct serve *s);
-void serve_write_status(struct serve *s);
 /* Re-open the health watcher on the current tables (after devices were added or removed) and give every device
  * its health (quietly: the caller logs the move). */
 int serve_health_rebuild(struct serve *s, vgp_error_t *err);
 int serve_read_vfio_dev_nodes(const char *host_root, struct vgp_served_dev *d, vgp_error_t *err);
+
+/* status_file.c: the status file rewritten (every interval and on every change); the reconcile interval in
+ * effect (the default when none is given) */
+void serve_write_status(struct serve *s);
+int serve_interval_ms(const struct vgp_serve_opts *o);
 
 /* serve_live.c: the tables */
 bool live_served_at(const struct serve *s, const char *addr, size_t *ri, size_t *ki);

@@ -1,13 +1,12 @@
 /* serve_loop.c — owns the serve loop: signalfd, inotify on the device-plugins directory (kubelet restarts), the
  * health watcher's descriptors, the reconcile timer and the registration thread's eventfd, all in one poll();
  * pushes health to the gRPC server, restarts a resource's server when its socket disappears, re-registers when
- * kubelet.sock is re-created, and keeps the status file that `vfio-gpu-plugin health` reads. */
+ * kubelet.sock is re-created, and rewrites the status file (status_file.c) each interval and on every change. */
 #include "serve_loop.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <grpc/grpc.h>
-#include <jansson.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -20,7 +19,6 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "grpc_server.h"
@@ -250,72 +248,6 @@ serve_push_health(struct serve *s)
 	}
 }
 
-/* ---- status file ---- */
-
-static int
-effective_interval(const struct vgp_serve_opts *o)
-{
-	return o->reconcile_interval_ms > 0 ? o->reconcile_interval_ms : VGP_DEFAULT_RECONCILE_MS;
-}
-
-void
-serve_write_status(struct serve *s)
-{
-	json_t *root, *arr;
-	char ts[40];
-	struct timespec now, mono;
-	struct tm tm;
-	bool all_registered = true;
-	char *text;
-	_cleanup_error_ vgp_error_t err = NULL;
-
-	if (s->o->status_file == NULL)
-		return;
-	clock_gettime(CLOCK_MONOTONIC, &mono);
-	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &tm);
-	strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	arr = json_array();
-	for (size_t i = 0; i < s->n_res; i++) {
-		if (s->gone[i])
-			continue; /* given back whole: no socket, not registered */
-		bool reg = vgp_registrar_registered(s->reg, i);
-		size_t healthy = 0;
-		for (size_t d = 0; d < s->res[i].n_devs; d++)
-			healthy += s->res[i].devs[d].healthy;
-		all_registered = all_registered && reg;
-		json_array_append_new(arr, json_pack("{s:s, s:s, s:b, s:i, s:i}", "name", s->res[i].name, "socket",
-						     vgp_server_socket_path(s->srv, i), "registered", reg, "devices",
-						     (int) s->res[i].n_devs, "healthy", (int) healthy));
-	}
-	char conv[1024];
-	bool converging = live_converging(s, conv, sizeof conv);
-	bool ready = s->ready && all_registered && !converging;
-	const char *reason = !s->ready ? s->reason : !all_registered ? "not registered with kubelet yet"
-						  : converging	    ? conv
-								    : "";
-	/* "updated" is for people; "monotonic_ms" (does not jump with the wall clock) and "interval_ms" are what
-	 * `health` judges staleness by: the timer branch rewrites the file every interval even when nothing changed */
-	root = json_pack("{s:i, s:s, s:I, s:i, s:b, s:s, s:o}", "pid", (int) getpid(), "updated", ts, "monotonic_ms",
-			 (json_int_t) mono.tv_sec * 1000 + mono.tv_nsec / 1000000, "interval_ms",
-			 effective_interval(s->o), "ready", ready, "reason", reason, "resources", arr);
-	json_object_set_new(root, "live", live_status_json(s));
-	text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	json_decref(root);
-	if (text == NULL)
-		return;
-	size_t len = strlen(text);
-	char *full = realloc(text, len + 2);
-	if (full != NULL) {
-		text = full;
-		text[len++] = '\n';
-		text[len] = '\0';
-	}
-	if (vgp_write_replace(s->o->status_file, text, len, &err) < 0)
-		log_warn("status file: %s", vgp_error_text(err));
-	free(text);
-}
-
 /* ---- kubelet restarts ---- */
 
 /* Our socket of resource i is gone (kubelet restart or someone cleaned the directory): a fresh server. */
@@ -380,23 +312,11 @@ drain_inotify(struct serve *s)
 
 /* ---- the loop ---- */
 
-/* The serve loop: one poll and its dispatch (docs/architecture.md §9). Longer than a step for a reason: each
- * descriptor's case is a few lines, and they read best side by side. */
+/* The registrar started with one (resource name, endpoint) pair per served resource. */
 static int
-run(struct serve *s, vgp_error_t *err)
+start_registrar(struct serve *s, vgp_error_t *err)
 {
-	const struct vgp_serve_opts *o = s->o;
-	int hfds[MAX_HEALTH_FDS], n_hfds;
 	_cleanup_free_ char **names = NULL, **eps = NULL;
-	struct itimerspec its;
-	int interval = effective_interval(o);
-
-	if (vgp_mkdir_p(o->kubelet_dir, err) < 0)
-		return -1;
-	if (build_tables(s, err) < 0 || open_health(s, false, err) < 0)
-		return -1;
-	if (vgp_server_new(&s->srv, o->kubelet_dir, s->res, s->n_res, err) < 0)
-		return -1;
 
 	names = calloc(s->n_res ? s->n_res : 1, sizeof *names);
 	eps = calloc(s->n_res ? s->n_res : 1, sizeof *eps);
@@ -406,9 +326,15 @@ run(struct serve *s, vgp_error_t *err)
 		names[i] = s->res[i].name;
 		eps[i] = (char *) vgp_server_socket_name(s->srv, i);
 	}
-	if (vgp_registrar_start(&s->reg, o->kubelet_dir, (const char *const *) names, (const char *const *) eps,
-				s->n_res, err) < 0)
-		return -1;
+	return vgp_registrar_start(&s->reg, s->o->kubelet_dir, (const char *const *) names, (const char *const *) eps,
+				   s->n_res, err);
+}
+
+/* The kubelet directory watched, every resource's socket listening, and each registration asked for. */
+static int
+start_listening(struct serve *s, vgp_error_t *err)
+{
+	const struct vgp_serve_opts *o = s->o;
 
 	/* watch the directory before listening, so no kubelet event between the two is missed */
 	s->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -424,30 +350,107 @@ run(struct serve *s, vgp_error_t *err)
 	s->kubelet = vgp_kubelet_sock_id(o->kubelet_dir);
 	for (size_t i = 0; i < s->n_res; i++)
 		vgp_registrar_request(s->reg, i);
+	return 0;
+}
+
+/* The reconcile timer, every interval_ms. */
+static int
+start_timer(struct serve *s, int interval_ms, vgp_error_t *err)
+{
+	struct itimerspec its;
 
 	s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (s->tfd < 0)
 		return vgp_make_error(err, errno, "timerfd");
-	its.it_interval.tv_sec = interval / 1000;
-	its.it_interval.tv_nsec = (long) (interval % 1000) * 1000000L;
+	its.it_interval.tv_sec = interval_ms / 1000;
+	its.it_interval.tv_nsec = (long) (interval_ms % 1000) * 1000000L;
 	its.it_value = its.it_interval;
 	if (timerfd_settime(s->tfd, 0, &its, NULL) < 0)
 		return vgp_make_error(err, errno, "timerfd");
+	return 0;
+}
+
+/* Everything the loop waits on, set up in order: tables, health watch, gRPC server, registrar, sockets, timer,
+ * the live re-split's watches; then the first status. */
+static int
+start(struct serve *s, vgp_error_t *err)
+{
+	const struct vgp_serve_opts *o = s->o;
+
+	if (vgp_mkdir_p(o->kubelet_dir, err) < 0)
+		return -1;
+	if (build_tables(s, err) < 0 || open_health(s, false, err) < 0)
+		return -1;
+	if (vgp_server_new(&s->srv, o->kubelet_dir, s->res, s->n_res, err) < 0)
+		return -1;
+	if (start_registrar(s, err) < 0 || start_listening(s, err) < 0 ||
+	    start_timer(s, serve_interval_ms(o), err) < 0)
+		return -1;
 	if (!s->ready)
 		log_warn("not ready: %s", s->reason);
 	if (live_start(s, err) < 0)
 		return -1;
 	serve_write_status(s);
+	return 0;
+}
+
+/* The signals read from the signalfd: SIGHUP re-reads the configuration (the live re-split); SIGTERM or SIGINT
+ * stops serving. True when serve is to stop. */
+static bool
+read_signals(struct serve *s)
+{
+	struct signalfd_siginfo si;
+	bool stop = false, hup = false;
+
+	while (read(s->sfd, &si, sizeof si) == (ssize_t) sizeof si) {
+		if (si.ssi_signo == SIGHUP) {
+			hup = true;
+			continue;
+		}
+		log_info("%s: stopping (the GPUs stay bound to vfio-pci)", strsignal((int) si.ssi_signo));
+		stop = true;
+	}
+	if (!stop && hup)
+		live_sighup(s);
+	return stop;
+}
+
+/* A reconcile tick: every served GPU re-checked, kubelet's socket looked at, the live re-split advanced, the
+ * status rewritten. True when a GPU's health changed. */
+static bool
+reconcile_tick(struct serve *s)
+{
+	uint64_t ticks;
+	bool changed;
+
+	if (read(s->tfd, &ticks, sizeof ticks) < 0 && errno != EAGAIN)
+		log_debug("timerfd: %s", strerror(errno));
+	changed = vgp_health_reconcile(s->health) > 0;
+	check_kubelet(s);
+	vgp_metrics_reconciled();
+	live_tick(s);
+	serve_write_status(s); /* also refreshes "updated" */
+	return changed;
+}
+
+/* The serve loop: one poll and its dispatch (docs/architecture.md §9). Each descriptor's case is a line or two,
+ * side by side; the fixed descriptors first (signals, kubelet directory, timer, registrar), then the health
+ * watcher's and the live re-split's, asked for every time (both are re-opened when the tables change). */
+static int
+loop(struct serve *s, vgp_error_t *err)
+{
+	int hfds[MAX_HEALTH_FDS], lfds[MAX_HEALTH_FDS];
 
 	for (;;) {
 		struct pollfd pfd[4 + 2 * MAX_HEALTH_FDS];
-		int lfds[MAX_HEALTH_FDS], n_lfds, first_live;
+		int n_hfds, n_lfds, first_live;
 		size_t np = 0;
+		bool changed = false;
+
 		pfd[np++] = (struct pollfd) { .fd = s->sfd, .events = POLLIN };
 		pfd[np++] = (struct pollfd) { .fd = s->ifd, .events = POLLIN };
 		pfd[np++] = (struct pollfd) { .fd = s->tfd, .events = POLLIN };
 		pfd[np++] = (struct pollfd) { .fd = vgp_registrar_fd(s->reg), .events = POLLIN };
-		/* the health watcher is re-opened when the live re-split changes the tables: ask every time */
 		n_hfds = vgp_health_fds(s->health, hfds, MAX_HEALTH_FDS);
 		for (int k = 0; k < n_hfds; k++)
 			pfd[np++] = (struct pollfd) { .fd = hfds[k], .events = POLLIN };
@@ -460,23 +463,8 @@ run(struct serve *s, vgp_error_t *err)
 				continue;
 			return vgp_make_error(err, errno, "poll");
 		}
-		if (pfd[0].revents & POLLIN) {
-			struct signalfd_siginfo si;
-			bool stop = false, hup = false;
-			while (read(s->sfd, &si, sizeof si) == (ssize_t) sizeof si) {
-				if (si.ssi_signo == SIGHUP) {
-					hup = true;
-					continue;
-				}
-				log_info("%s: stopping (the GPUs stay bound to vfio-pci)", strsignal((int) si.ssi_signo));
-				stop = true;
-			}
-			if (stop)
-				return 0;
-			if (hup)
-				live_sighup(s);
-		}
-		bool changed = false;
+		if ((pfd[0].revents & POLLIN) && read_signals(s))
+			return 0;
 		for (int k = 4; k < first_live; k++)
 			if (pfd[k].revents & (POLLIN | POLLERR))
 				changed = vgp_health_process(s->health, pfd[k].fd) > 0 || changed;
@@ -485,16 +473,8 @@ run(struct serve *s, vgp_error_t *err)
 				live_process(s, pfd[k].fd);
 		if (pfd[1].revents & POLLIN)
 			drain_inotify(s);
-		if (pfd[2].revents & POLLIN) {
-			uint64_t ticks;
-			if (read(s->tfd, &ticks, sizeof ticks) < 0 && errno != EAGAIN)
-				log_debug("timerfd: %s", strerror(errno));
-			changed = vgp_health_reconcile(s->health) > 0 || changed;
-			check_kubelet(s);
-			vgp_metrics_reconciled();
-			live_tick(s);
-			serve_write_status(s); /* also refreshes "updated" */
-		}
+		if (pfd[2].revents & POLLIN)
+			changed = reconcile_tick(s) || changed;
 		if (changed) {
 			serve_push_health(s);
 			live_tick(s); /* a group closed or a GPU changed driver: a draining GPU may be free now */
@@ -507,6 +487,14 @@ run(struct serve *s, vgp_error_t *err)
 			serve_write_status(s);
 		}
 	}
+}
+
+static int
+run(struct serve *s, vgp_error_t *err)
+{
+	if (start(s, err) < 0)
+		return -1;
+	return loop(s, err);
 }
 
 void

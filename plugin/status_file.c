@@ -1,6 +1,7 @@
-/* status_check.c — the `health` sub-command (serve_loop.h): liveness and readiness judged from the status file
- * that the serve loop rewrites every reconcile interval (its pid alive, its age, every socket it lists present,
- * every resource registered). */
+/* status_file.c — the status file: written by the serve loop (serve_write_status: every reconcile interval and on
+ * every change, its pid, readiness, resources and the live re-split), read by the `health` sub-command
+ * (vgp_status_check, serve_loop.h: liveness and readiness judged from it — its pid alive, its age, every socket it
+ * lists present, every resource registered). The writer and the reader of one format, side by side. */
 #include <errno.h>
 #include <jansson.h>
 #include <signal.h>
@@ -12,8 +13,81 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "grpc_server.h"
+#include "hostfs.h"
+#include "log.h"
+#include "serve-internal.h"
 #include "serve_loop.h"
 #include "util.h"
+
+/* ---- the writer (serve) ---- */
+
+int
+serve_interval_ms(const struct vgp_serve_opts *o)
+{
+	return o->reconcile_interval_ms > 0 ? o->reconcile_interval_ms : VGP_DEFAULT_RECONCILE_MS;
+}
+
+/* The status file rewritten whole (serve-internal.h); a failure is logged, the loop goes on. */
+void
+serve_write_status(struct serve *s)
+{
+	json_t *root, *arr;
+	char ts[40];
+	struct timespec now, mono;
+	struct tm tm;
+	bool all_registered = true;
+	char *text;
+	_cleanup_error_ vgp_error_t err = NULL;
+
+	if (s->o->status_file == NULL)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	arr = json_array();
+	for (size_t i = 0; i < s->n_res; i++) {
+		if (s->gone[i])
+			continue; /* given back whole: no socket, not registered */
+		bool reg = vgp_registrar_registered(s->reg, i);
+		size_t healthy = 0;
+		for (size_t d = 0; d < s->res[i].n_devs; d++)
+			healthy += s->res[i].devs[d].healthy;
+		all_registered = all_registered && reg;
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:b, s:i, s:i}", "name", s->res[i].name, "socket",
+						     vgp_server_socket_path(s->srv, i), "registered", reg, "devices",
+						     (int) s->res[i].n_devs, "healthy", (int) healthy));
+	}
+	char conv[1024];
+	bool converging = live_converging(s, conv, sizeof conv);
+	bool ready = s->ready && all_registered && !converging;
+	const char *reason = !s->ready ? s->reason : !all_registered ? "not registered with kubelet yet"
+						  : converging	    ? conv
+								    : "";
+	/* "updated" is for people; "monotonic_ms" (does not jump with the wall clock) and "interval_ms" are what
+	 * `health` judges staleness by: the timer branch rewrites the file every interval even when nothing changed */
+	root = json_pack("{s:i, s:s, s:I, s:i, s:b, s:s, s:o}", "pid", (int) getpid(), "updated", ts, "monotonic_ms",
+			 (json_int_t) mono.tv_sec * 1000 + mono.tv_nsec / 1000000, "interval_ms",
+			 serve_interval_ms(s->o), "ready", ready, "reason", reason, "resources", arr);
+	json_object_set_new(root, "live", live_status_json(s));
+	text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(root);
+	if (text == NULL)
+		return;
+	size_t len = strlen(text);
+	char *full = realloc(text, len + 2);
+	if (full != NULL) {
+		text = full;
+		text[len++] = '\n';
+		text[len] = '\0';
+	}
+	if (vgp_write_replace(s->o->status_file, text, len, &err) < 0)
+		log_warn("status file: %s", vgp_error_text(err));
+	free(text);
+}
+
+/* ---- the reader (health) ---- */
 
 long long
 vgp_status_stale_ms(long long interval_ms)
