@@ -64,7 +64,7 @@ struct vgp_config {
 /* Parse and validate JSON text. source names the file in every message; messages name the JSON path
  * ("passthrough[1].count") and the offending value: "<source>: <path>: expected <what>, found <json value>".
  * Errors are usage errors (exit 2). On failure *cfg is left zeroed (vgp_config_free on it is harmless).
- * Defaults and the rules each field follows are listed at the top of config.c. */
+ * Defaults and the rules each field follows are listed at the top of config_parse.c. */
 int vgp_config_parse(const char *text, size_t len, const char *source, struct vgp_config *cfg, vgp_error_t *err);
 /* Read the file (at most 1 MiB) and parse it; source = path. An unreadable file is a usage error with the errno
  * text (err->status = errno). */

@@ -28,7 +28,7 @@ esac
 
 TARGETS=(fuzz_config fuzz_requests)
 declare -A SRCS=(
-	[fuzz_config]="plugin/config.c plugin/config_cli.c plugin/names.c plugin/error.c plugin/util.c plugin/log.c"
+	[fuzz_config]="plugin/config.c plugin/config_parse.c plugin/config_errors.c plugin/config_cli.c plugin/names.c plugin/error.c plugin/util.c plugin/log.c"
 	[fuzz_requests]="plugin/allocate.c plugin/preferred.c plugin/names.c plugin/error.c plugin/util.c plugin/log.c"
 )
 

@@ -1,5 +1,6 @@
-/* test_config.c — unit tests of plugin/config.c: the JSON file of docs/architecture.md §6 (every field, defaults,
- * each class of invalid input with its message), the simple flags, node selection by glob, the pure helpers. */
+/* test_config.c — unit tests of the configuration (plugin/config.c, config_parse.c, config_errors.c, config_cli.c):
+ * the JSON file of docs/architecture.md §6 (every field, defaults, each class of invalid input with its message),
+ * the simple flags, node selection by glob, the pure helpers. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
-/* test_health.c — the device-health watcher (plugin/health.c) on fixture trees: inotify on dev/vfio, kernel
- * uevents (sent inside a private network namespace only), reconcile, reasons. */
+/* test_health.c — the device-health watcher (plugin/health.c, health_events.c) on fixture trees: inotify on
+ * dev/vfio, kernel uevents (sent inside a private network namespace only), reconcile, reasons. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>

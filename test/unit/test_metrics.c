@@ -1,6 +1,6 @@
-/* test_metrics.c — the metrics registry and its text exposition (metrics.c, metrics_report.c): GPU states and
- * info, health transitions, histogram buckets, counters and their labels, the kubelet restart rule, escaping,
- * name rules, and updates from several threads while rendering. */
+/* test_metrics.c — the metrics registry and its text exposition (metrics.c, metrics_render.c, metrics_report.c):
+ * GPU states and info, health transitions, histogram buckets, counters and their labels, the kubelet restart rule,
+ * escaping, name rules, and updates from several threads while rendering. */
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdio.h>
