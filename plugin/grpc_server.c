@@ -395,11 +395,9 @@ vgp_server_add(struct vgp_server *s, const struct vgp_served_resource *r, vgp_er
 		return -1;
 	}
 	pthread_mutex_lock(&s->mu); /* the completion-queue thread reads s->res under the mutex only */
-	nr = realloc(s->res, (s->n + 1) * sizeof *nr);
-	if (nr != NULL) {
-		s->res = nr;
-		s->res[s->n++] = fresh;
-	}
+	nr = vgp_array_push(&s->res, &s->n, sizeof *nr);
+	if (nr != NULL)
+		*nr = fresh;
 	srv_unlock(s);
 	if (nr == NULL) {
 		free_table(&fresh.r);

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 static bool
 in_list(const char *addr, const char *const *list, size_t n)
 {
@@ -38,12 +40,9 @@ static int
 push(struct vgp_moves *out, enum vgp_move_kind k, const char *addr, const char *res, bool release,
      const char *reason)
 {
-	struct vgp_move *nm = realloc(out->m, (out->n + 1) * sizeof *nm);
+	struct vgp_move *nm = vgp_array_push(&out->m, &out->n, sizeof *nm);
 	if (nm == NULL)
 		return -1;
-	out->m = nm;
-	nm = &nm[out->n++];
-	memset(nm, 0, sizeof *nm);
 	nm->kind = k;
 	nm->release = release;
 	snprintf(nm->addr, sizeof nm->addr, "%s", addr);
@@ -158,11 +157,10 @@ path_of(const struct vgp_moves_input *in, int e, char *buf, size_t len)
 static int
 add_beyond(struct vgp_moves *out, const char *addr)
 {
-	char(*nb)[VGP_ADDR_LEN] = realloc(out->beyond, (out->n_beyond + 1) * sizeof *nb);
+	char(*nb)[VGP_ADDR_LEN] = vgp_array_push(&out->beyond, &out->n_beyond, sizeof *nb);
 	if (nb == NULL)
 		return -1;
-	out->beyond = nb;
-	snprintf(nb[out->n_beyond++], VGP_ADDR_LEN, "%s", addr);
+	snprintf(*nb, VGP_ADDR_LEN, "%s", addr);
 	return 0;
 }
 

@@ -73,13 +73,11 @@ read_unix(struct scan *s, const char *file)
 		bool dup = false;
 		for (size_t i = 0; i < s->n && !dup; i++)
 			dup = s->c[i].inode == inode;
-		struct cand *nc = dup ? NULL : realloc(s->c, (s->n + 1) * sizeof *nc);
+		struct cand *nc = dup ? NULL : vgp_array_push(&s->c, &s->n, sizeof *nc);
 		if (nc == NULL)
 			continue;
-		s->c = nc;
-		nc[s->n].inode = inode;
-		snprintf(nc[s->n].path, sizeof nc[s->n].path, "%s", path);
-		s->n++;
+		nc->inode = inode;
+		snprintf(nc->path, sizeof nc->path, "%s", path);
 	}
 }
 
@@ -110,11 +108,10 @@ scan_netns(struct scan *s, const char *proc, const char *pid)
 	for (size_t i = 0; i < s->n_netns; i++)
 		if (s->netns[i] == ns)
 			return;
-	unsigned long *nn = realloc(s->netns, (s->n_netns + 1) * sizeof *nn);
+	unsigned long *nn = vgp_array_push(&s->netns, &s->n_netns, sizeof *nn);
 	if (nn == NULL)
 		return;
-	s->netns = nn;
-	nn[s->n_netns++] = ns;
+	*nn = ns;
 	snprintf(path, sizeof path, "%s/%s/net/unix", proc, pid);
 	read_unix(s, path);
 }
@@ -204,15 +201,12 @@ vgp_nvidia_listeners(const char *host_root, const char *kubelet_dir, struct vgp_
 		struct vgp_nvidia_listener *nl;
 		if (!is_pid(de->d_name) || (k = pid_listens(&s, proc, de->d_name)) < 0)
 			continue;
-		if ((nl = realloc(l, (n + 1) * sizeof *nl)) == NULL)
+		if ((nl = vgp_array_push(&l, &n, sizeof *nl)) == NULL)
 			break;
-		l = nl;
-		memset(&l[n], 0, sizeof l[n]);
-		l[n].pid = (pid_t) atol(de->d_name);
-		l[n].inode = s.c[k].inode;
-		snprintf(l[n].socket, sizeof l[n].socket, "%s", s.c[k].path);
-		read_comm(proc, de->d_name, l[n].comm, sizeof l[n].comm);
-		n++;
+		nl->pid = (pid_t) atol(de->d_name);
+		nl->inode = s.c[k].inode;
+		snprintf(nl->socket, sizeof nl->socket, "%s", s.c[k].path);
+		read_comm(proc, de->d_name, nl->comm, sizeof nl->comm);
 	}
 	closedir(d);
 	free(s.c);

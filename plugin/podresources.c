@@ -30,17 +30,15 @@ static int
 add_row(struct vgp_pod_devices *out, const V1__PodResources *pr, const V1__ContainerResources *c,
 	const V1__ContainerDevices *cd, const char *id)
 {
-	struct vgp_pod_device *nd = realloc(out->d, (out->n + 1) * sizeof *nd), *r;
-	if (nd == NULL)
+	/* counted at once: vgp_pod_devices_free frees a partial row */
+	struct vgp_pod_device *r = vgp_array_push(&out->d, &out->n, sizeof *r);
+	if (r == NULL)
 		return -1;
-	out->d = nd;
-	r = &nd[out->n];
 	r->ns = strdup(pr->namespace_ ? pr->namespace_ : "");
 	r->pod = strdup(pr->name ? pr->name : "");
 	r->container = strdup(c->name ? c->name : "");
 	r->resource = strdup(cd->resource_name ? cd->resource_name : "");
 	r->id = strdup(id);
-	out->n++; /* counted now: vgp_pod_devices_free frees a partial row */
 	return r->ns && r->pod && r->container && r->resource && r->id ? 0 : -1;
 }
 

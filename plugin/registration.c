@@ -369,14 +369,12 @@ vgp_registrar_add(struct vgp_registrar *r, const char *resource, const char *end
 	int i = -1;
 
 	pthread_mutex_lock(&r->mu);
-	nr = res && ep ? realloc(r->res, (r->n + 1) * sizeof *nr) : NULL;
+	nr = res && ep ? vgp_array_push(&r->res, &r->n, sizeof *nr) : NULL;
 	if (nr != NULL) {
-		r->res = nr;
-		memset(&nr[r->n], 0, sizeof *nr);
-		nr[r->n].resource = res;
-		nr[r->n].endpoint = ep;
-		nr[r->n].backoff_ms = VGP_REGISTER_BACKOFF_MIN_MS;
-		i = (int) r->n++;
+		nr->resource = res;
+		nr->endpoint = ep;
+		nr->backoff_ms = VGP_REGISTER_BACKOFF_MIN_MS;
+		i = (int) r->n - 1;
 	}
 	pthread_mutex_unlock(&r->mu);
 	if (i < 0) {

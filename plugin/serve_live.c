@@ -38,12 +38,11 @@ own(struct serve *s, const char *str)
 {
 	char **no;
 	char *c = str != NULL ? strdup(str) : NULL;
-	if (c == NULL || (no = realloc(s->owned, (s->n_owned + 1) * sizeof *no)) == NULL) {
+	if (c == NULL || (no = vgp_array_push(&s->owned, &s->n_owned, sizeof *no)) == NULL) {
 		free(c);
 		return NULL;
 	}
-	s->owned = no;
-	s->owned[s->n_owned++] = c;
+	*no = c;
 	return c;
 }
 
@@ -74,17 +73,12 @@ live_served_at(const struct serve *s, const char *addr, size_t *ri, size_t *ki)
 static ssize_t
 add_resource(struct serve *s, const char *name, bool iommufd, vgp_error_t *err)
 {
-	struct vgp_served_resource *nr = realloc(s->res, (s->n_res + 1) * sizeof *nr);
-	bool *ng;
-	size_t i = s->n_res;
+	/* two arrays of n_res elements: each grown from a copy of the count, which is raised once both are in */
+	size_t i = s->n_res, n_res = s->n_res, n_gone = s->n_res;
 
-	if (nr == NULL)
+	if (vgp_array_push(&s->res, &n_res, sizeof *s->res) == NULL ||
+	    vgp_array_push(&s->gone, &n_gone, sizeof *s->gone) == NULL)
 		return vgp_make_error(err, ENOMEM, "serve");
-	s->res = nr;
-	if ((ng = realloc(s->gone, (s->n_res + 1) * sizeof *ng)) == NULL)
-		return vgp_make_error(err, ENOMEM, "serve");
-	s->gone = ng;
-	memset(&s->res[i], 0, sizeof s->res[i]);
 	snprintf(s->res[i].name, sizeof s->res[i].name, "%s", name);
 	s->res[i].iommufd = iommufd;
 	s->gone[i] = false;
