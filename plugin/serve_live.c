@@ -33,17 +33,24 @@
 
 /* ---- the tables ---- */
 
+/* c (allocated) into the strings freed at the end of serve; NULL (c freed) when c is NULL or out of memory */
 static char *
-own(struct serve *s, const char *str)
+adopt(struct serve *s, char *c)
 {
 	char **no;
-	char *c = str != NULL ? strdup(str) : NULL;
 	if (c == NULL || (no = vgp_array_push(&s->owned, &s->n_owned, sizeof *no)) == NULL) {
 		free(c);
 		return NULL;
 	}
 	*no = c;
 	return c;
+}
+
+/* a copy of str owned by serve (adopt) */
+static char *
+own(struct serve *s, const char *str)
+{
+	return adopt(s, str != NULL ? strdup(str) : NULL);
 }
 
 static ssize_t
@@ -108,11 +115,12 @@ static int
 add_dev(struct serve *s, size_t i, const struct vgp_served_dev *src, vgp_error_t *err)
 {
 	struct vgp_served_resource *r = &s->res[i];
-	struct vgp_served_dev *nd = realloc(r->devs, (r->n_devs + 1) * sizeof *nd), d = *src;
+	struct vgp_served_dev d = *src;
 
-	if (nd == NULL)
+	/* the slot reserved first (nothing to undo when that fails), counted only once d is whole */
+	if (vgp_array_push(&r->devs, &r->n_devs, sizeof *r->devs) == NULL)
 		return vgp_make_error(err, ENOMEM, "serve");
-	r->devs = nd;
+	r->n_devs--;
 	d.topo_path = src->topo_path ? own(s, src->topo_path) : NULL;
 	d.members = NULL;
 	d.n_members = 0;
@@ -121,13 +129,9 @@ add_dev(struct serve *s, size_t i, const struct vgp_served_dev *src, vgp_error_t
 	d.beyond_count = false;
 	d.healthy = false;
 	if (src->n_members > 0) {
-		char **m = calloc(src->n_members, sizeof *m), **no;
-		if (m == NULL || (no = realloc(s->owned, (s->n_owned + 1) * sizeof *no)) == NULL) {
-			free(m);
+		char **m = calloc(src->n_members, sizeof *m);
+		if (adopt(s, (char *) m) == NULL) /* the array is owned too */
 			return vgp_make_error(err, ENOMEM, "serve");
-		}
-		s->owned = no;
-		s->owned[s->n_owned++] = (char *) m; /* the array is owned too */
 		for (size_t k = 0; k < src->n_members; k++)
 			if ((m[k] = own(s, src->members[k])) == NULL)
 				return vgp_make_error(err, ENOMEM, "serve");
@@ -215,12 +219,9 @@ drain_move(struct serve *s, const struct vgp_move *x)
 {
 	struct drain *d = live_drain_find(s, x->addr);
 	if (d == NULL) {
-		struct drain *nd = realloc(s->drain, (s->n_drain + 1) * sizeof *nd);
-		if (nd == NULL)
+		d = vgp_array_push(&s->drain, &s->n_drain, sizeof *d);
+		if (d == NULL)
 			return;
-		s->drain = nd;
-		d = &nd[s->n_drain++];
-		memset(d, 0, sizeof *d);
 		snprintf(d->addr, sizeof d->addr, "%s", x->addr);
 		log_info("%s: %s to be given back (%s): Unhealthy now, %s when idle", x->resource, x->addr, x->reason,
 			 x->release ? "released to its original driver" : "unserved (stays on vfio-pci)");
