@@ -26,11 +26,12 @@ run_units() { # $1 = build dir, $2 = label, $3 = wrapper
 	local dir=$1 label=$2 wrap=${3:-}
 	for t in "$dir"/test/test_*; do
 		[ -x "$t" ] || continue
-		local name log
+		local name log start
 		name=$(basename "$t")
 		log="$LOGDIR/$label-$name.log"
+		start=$(date +%s)
 		if $wrap "$t" --jobs 2 >"$log" 2>&1; then
-			pass=$((pass + 1)); echo "ok    $label $name"
+			pass=$((pass + 1)); echo "ok    $label $name ($(( $(date +%s) - start ))s)"
 		else
 			fail=$((fail + 1)); failed+=("$label $name"); echo "FAIL  $label $name"; tail -n 40 "$log"
 		fi
@@ -65,6 +66,7 @@ run_scripts() { # $1 = bin dir, $2 = label, $3 = wrapper for plugin processes, $
 VALGRIND="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect --track-fds=no"
 for suite in $SUITES; do
 	echo "== $suite"
+	suite_start=$(date +%s)
 	case $suite in
 	unit) run_units "$OUT_DEFAULT" unit ;;
 	integration) run_scripts "$BIN_DEFAULT" integration ;;
@@ -96,6 +98,7 @@ for suite in $SUITES; do
 		fi ;;
 	*) echo "unknown suite $suite"; fail=$((fail + 1)) ;;
 	esac
+	echo "== $suite: $(( $(date +%s) - suite_start ))s"
 done
 
 echo

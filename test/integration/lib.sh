@@ -48,7 +48,7 @@ _vgp_cleanup() {
 }
 
 vgp_setup() {
-	T=$(mktemp -d /tmp/vgp-it.XXXXXX)
+	T=$(mktemp -d "${VGP_TMPDIR:-/tmp}/vgp-it.XXXXXX")
 	trap _vgp_cleanup EXIT
 	trap 'exit 130' INT TERM
 	[ -x "$VGP_BIN/vfio-gpu-plugin" ] || fail "no vfio-gpu-plugin in $VGP_BIN: build first (make)"
