@@ -9,6 +9,9 @@
 #                under valgrind (zero errors, zero definite or indirect leaks)
 #   e2e          test/e2e/run.sh: qemu guest with a real kernel, IOMMU and vfio-pci
 # VGP_ONLY=GLOB runs only the integration scripts whose name (without .sh) matches, e.g. VGP_ONLY='serve_*'.
+# VGP_JOBS=N runs N integration scripts (and N unit-test binaries) at a time (default 2; 1 = one after another).
+# VGP_TMPDIR: where the scripts make their scratch trees (default /dev/shm when it is a tmpfs with 1 GiB free: a fixture
+# node is hundreds of small files, which a tmpfs makes and removes several times faster than a disk; else /tmp).
 # An integration script passes with exit 0, skips with 77, fails otherwise; its output is shown on failure.
 set -u
 cd "$(dirname "$0")/.."
@@ -21,46 +24,90 @@ OUT_ASAN=${VGP_ASAN_OUT:-build/asan}
 pass=0 fail=0 skip=0
 failed=()
 LOGDIR=$(mktemp -d /tmp/vgp-test.XXXXXX)
+if [ -z "${VGP_TMPDIR:-}" ]; then
+	VGP_TMPDIR=/tmp
+	if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] && [ -w /dev/shm ] &&
+		[ "$(df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 { print $4 }')" -ge 1048576 ] 2>/dev/null; then
+		VGP_TMPDIR=/dev/shm
+	fi
+fi
+export VGP_TMPDIR
 
-run_units() { # $1 = build dir, $2 = label, $3 = wrapper
-	local dir=$1 label=$2 wrap=${3:-}
-	for t in "$dir"/test/test_*; do
-		[ -x "$t" ] || continue
-		local name log start
-		name=$(basename "$t")
-		log="$LOGDIR/$label-$name.log"
+# A pool of background jobs (VGP_JOBS at a time, default 2: most of a script's time is spent waiting on the
+# simulated kernel, timeouts and child processes, and a valgrind'd unit test leaves a CPU half idle). Each job's
+# output goes to its log; its exit code and seconds to $log.rc when it ends. `running` (pid -> log) is the caller's.
+start_job() { # $1 = log, $2... = command
+	local log=$1
+	shift
+	(
 		start=$(date +%s)
-		if $wrap "$t" --jobs 2 >"$log" 2>&1; then
-			pass=$((pass + 1)); echo "ok    $label $name ($(( $(date +%s) - start ))s)"
+		"$@" >"$log" 2>&1
+		echo "$? $(( $(date +%s) - start ))" >"$log.rc.new" && mv "$log.rc.new" "$log.rc"
+	) &
+	running[$!]=$log
+}
+
+# Report every job that has ended (its $log.rc is there) and reap it.
+reap_jobs() { # $1 = label
+	local label=$1 pid log name rc secs
+	for pid in "${!running[@]}"; do
+		log=${running[$pid]}
+		[ -f "$log.rc" ] || continue
+		wait "$pid" 2>/dev/null
+		unset "running[$pid]"
+		read -r rc secs <"$log.rc"
+		name=$(basename "$log" .log)
+		name=${name#"$label"-}
+		if [ "$rc" -eq 0 ]; then
+			pass=$((pass + 1)); echo "ok    $label $name (${secs}s)"
+		elif [ "$rc" -eq 77 ]; then
+			skip=$((skip + 1)); echo "skip  $label $name: $(tail -n 1 "$log")"
 		else
-			fail=$((fail + 1)); failed+=("$label $name"); echo "FAIL  $label $name"; tail -n 40 "$log"
+			fail=$((fail + 1)); failed+=("$label $name"); echo "FAIL  $label $name (exit $rc)"; tail -n 60 "$log"
 		fi
 		grep -h '^\[====\] Synthesis' "$log" | sed "s/^/      /"
 	done
 }
 
+# Wait until fewer than $2 jobs run (1: until none does).
+pool_below() { # $1 = label, $2 = limit
+	while [ ${#running[@]} -gt 0 ] && [ ${#running[@]} -ge "${2:-1}" ]; do
+		wait -n 2>/dev/null
+		reap_jobs "$1"
+	done
+}
+
+run_units() { # $1 = build dir, $2 = label, $3 = wrapper
+	local dir=$1 label=$2 wrap=${3:-} jobs=${VGP_JOBS:-2}
+	local -A running=()
+	for t in "$dir"/test/test_*; do
+		[ -x "$t" ] || continue
+		pool_below "$label" "$jobs"
+		# shellcheck disable=SC2086
+		start_job "$LOGDIR/$label-$(basename "$t").log" $wrap "$t" --jobs 2
+	done
+	pool_below "$label" 1
+}
+
+# The integration scripts, VGP_JOBS at a time. Each script has its own scratch directory, network namespace or
+# loopback ports the kernel picks, so they do not meet; a script marked "# serial: yes" runs alone.
 run_scripts() { # $1 = bin dir, $2 = label, $3 = wrapper for plugin processes, $4 = only marked scripts
-	local bindir=$1 label=$2 wrap=${3:-} only=${4:-}
+	local bindir=$1 label=$2 wrap=${3:-} only=${4:-} jobs=${VGP_JOBS:-2}
+	local -A running=()
 	for s in test/integration/*.sh; do
 		[ -f "$s" ] || continue
 		case "$(basename "$s")" in lib*.sh) continue ;; esac
 		if [ -n "$only" ] && ! grep -q '^# valgrind: yes' "$s"; then continue; fi
-		local name log rc start
+		local name serial=
 		name=$(basename "$s" .sh)
 		# shellcheck disable=SC2254
 		case "$name" in ${VGP_ONLY:-*}) ;; *) continue ;; esac
-		log="$LOGDIR/$label-$name.log"
-		start=$(date +%s)
-		VGP_ROOT=$ROOT VGP_BIN=$ROOT/$bindir VGP_WRAP="$wrap" bash "$s" >"$log" 2>&1
-		rc=$?
-		if [ $rc -eq 0 ]; then
-			pass=$((pass + 1)); echo "ok    $label $name ($(( $(date +%s) - start ))s)"
-		elif [ $rc -eq 77 ]; then
-			skip=$((skip + 1)); echo "skip  $label $name: $(tail -n 1 "$log")"
-		else
-			fail=$((fail + 1)); failed+=("$label $name"); echo "FAIL  $label $name (exit $rc)"; tail -n 60 "$log"
-		fi
+		grep -q '^# serial: yes' "$s" && serial=1
+		pool_below "$label" "$([ -n "$serial" ] && echo 1 || echo "$jobs")"
+		start_job "$LOGDIR/$label-$name.log" env VGP_ROOT="$ROOT" VGP_BIN="$ROOT/$bindir" VGP_WRAP="$wrap" bash "$s"
+		[ -z "$serial" ] || pool_below "$label" 1
 	done
+	pool_below "$label" 1
 }
 
 VALGRIND="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect --track-fds=no"

@@ -8,6 +8,7 @@
 # startup, liveness and readiness probe commands run inside the running container; SIGTERM (podman stop):
 # exit 0 and the socket removed; modprobe through --host-root: the image's kmod reads the node's module index.
 # Runs in the integration suite only (the image is built from the sources, not from the suite's binaries).
+# serial: yes (a podman build keeps both CPUs busy: run.sh runs it alone)
 set -eu
 . "$VGP_ROOT/test/integration/lib.sh"
 . "$VGP_ROOT/test/integration/lib_serve.sh"
