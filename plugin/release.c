@@ -10,6 +10,7 @@
 #include "engine-internal.h"
 #include "hostfs.h"
 #include "log.h"
+#include "stop.h"
 #include "util.h"
 
 struct rel_fn {
@@ -282,6 +283,14 @@ static void
 release_one(struct eng *e, size_t i, void *arg)
 {
 	struct rel_job *job = arg;
+	int sig = vgp_stop_requested();
+
+	if (sig != 0) {
+		/* a deferred SIGINT/SIGTERM/SIGHUP: the groups already returning finish; no other group starts */
+		eng_result(e, job->gpus[i], "", VGP_OUT_FAILED, 0, 0,
+			   "not released: %s arrived before its turn (nothing written to it)", vgp_stop_name(sig));
+		return;
+	}
 	release_group(e, job->gpus[i], job->force);
 }
 

@@ -1,6 +1,7 @@
-/* stop.h — stop signals deferred while devices move: bind and serve block SIGINT/SIGTERM/SIGHUP during their moves.
- * For `bind` the engine asks between groups whether one is pending: it finishes (or rolls back) the group in
- * progress and starts no other. `serve` finishes its whole bind, then its loop reads the signal. */
+/* stop.h — stop signals deferred while devices move: bind, release and serve block SIGINT/SIGTERM/SIGHUP during
+ * their moves. For `bind` and `release` the engine asks before each group whether one is pending: the groups in
+ * progress finish (or roll back) and no other starts. `serve` finishes its whole bind, then its loop reads the
+ * signal. */
 #ifndef VGP_STOP_H
 #define VGP_STOP_H
 
@@ -13,7 +14,8 @@ void vgp_stop_signals(sigset_t *set);
 void vgp_stop_defer(void);
 /* The pending stop signal (SIGTERM first, then SIGINT, SIGHUP), 0 when none. Consumes nothing. */
 int vgp_stop_pending(void);
-/* bind arms the engine's stop between groups (serve does not: its bind finishes, then the serve loop stops). */
+/* bind and release arm the engine's stop between groups (serve does not: its bind finishes, then the serve loop
+ * stops). */
 void vgp_stop_between_groups(void);
 /* The pending stop signal when armed, else 0: the engine asks before each group. */
 int vgp_stop_requested(void);

@@ -187,13 +187,28 @@ lock_journal(const struct opts *o, struct vgp_instance_lock *l, vgp_error_t *err
 	return vgp_instance_lock(path, (int) (o->lock_wait * 1000), what, l, err);
 }
 
+/* bind or release stopped by a deferred stop signal: the groups in progress finished, no other started. The error
+ * replaces whatever the run returned; `done` counts the GPUs with that outcome (bind: also those already there). */
+static int
+interrupted(const struct vgp_engine_report *rep, enum vgp_outcome done_outcome, const char *where, vgp_error_t *err)
+{
+	size_t done = 0;
+
+	for (size_t i = 0; i < rep->n; i++)
+		done += rep->r[i].outcome == done_outcome ||
+			(done_outcome == VGP_OUT_BOUND && rep->r[i].outcome == VGP_OUT_PASSTHROUGH);
+	vgp_error_release(err);
+	return vgp_make_error(err, 0, "interrupted by %s: stopped after the groups in progress; %zu of %zu GPUs %s, the "
+			      "rest untouched (results above)", vgp_stop_name(vgp_stop_pending()), done, rep->n, where);
+}
+
 int
 cmd_bind(const struct opts *o, vgp_error_t *err)
 {
 	struct node_state s = { 0 };
 	struct vgp_engine_report rep = { 0 };
 	struct vgp_instance_lock lk = { .fd = -1 };
-	int ret, sig;
+	int ret;
 
 	/* a stop signal finishes (or rolls back) the group in progress, then bind exits non-zero with what was done */
 	vgp_stop_defer();
@@ -209,16 +224,8 @@ cmd_bind(const struct opts *o, vgp_error_t *err)
 		_cleanup_free_ char *msg = nvidia_plugin_warning(o, &rep);
 		if (msg != NULL)
 			fprintf(stderr, "warning: %s\n", msg);
-		if ((sig = vgp_stop_pending()) != 0) {
-			size_t done = 0;
-
-			for (size_t i = 0; i < rep.n; i++)
-				done += rep.r[i].outcome == VGP_OUT_BOUND || rep.r[i].outcome == VGP_OUT_PASSTHROUGH;
-			vgp_error_release(err);
-			ret = vgp_make_error(err, 0, "interrupted by %s: stopped after the group in progress; %zu of %zu "
-					     "GPUs on vfio-pci, the rest untouched (results above)", vgp_stop_name(sig), done,
-					     rep.n);
-		}
+		if (vgp_stop_pending() != 0)
+			ret = interrupted(&rep, VGP_OUT_BOUND, "on vfio-pci", err);
 	}
 	vgp_engine_report_free(&rep);
 	node_state_free(&s);
@@ -235,11 +242,16 @@ cmd_release(const struct opts *o, vgp_error_t *err)
 		.unbind_timeout_ms = (int) (o->unbind_timeout * 1000), .vfio_wait_ms = (int) (o->vfio_wait * 1000),
 		.parallel = o->parallel,
 	};
+	/* like bind: a stop signal lets the groups being given back finish; no other group starts */
+	vgp_stop_defer();
+	vgp_stop_between_groups();
 	if (lock_journal(o, &lk, err) < 0)
 		return -1;
 	int ret = vgp_release(&eo, (const char *const *) o->args, o->n_args, o->force, &rep, err);
 	vgp_instance_unlock(&lk);
 	print_results(stdout, &rep);
+	if (vgp_stop_pending() != 0)
+		ret = interrupted(&rep, VGP_OUT_RELEASED, "given back", err);
 	/* everything given back: the node serves no GPU any more, its NFD labels go */
 	_cleanup_error_ vgp_error_t nfd_err = NULL;
 	if (ret == 0 && o->n_args == 0 && o->nfd_dir[0] != '\0' && vgp_nfd_remove(o->nfd_dir, &nfd_err) < 0)
