@@ -350,6 +350,27 @@ parse_busy(struct ctx *c, json_t *v, struct vgp_config *cfg)
 	return 0;
 }
 
+/* "nvidiaDevicePlugin": {"onChange": "warn" | "signal"} */
+static int
+parse_nvidia(struct ctx *c, json_t *v, struct vgp_config *cfg)
+{
+	static const char *const nv_keys[] = { "onChange", NULL };
+	static const char *const nv_names[] = { "warn", "signal", NULL };
+	json_t *w;
+	int e;
+
+	if (!json_is_object(v))
+		return cfg_expected(c, "nvidiaDevicePlugin", v, "an object (key onChange)");
+	if (cfg_check_keys(c, "nvidiaDevicePlugin", v, nv_keys, "onChange") < 0)
+		return -1;
+	if ((w = json_object_get(v, "onChange")) != NULL) {
+		if (parse_enum(c, "nvidiaDevicePlugin.onChange", w, nv_names, "one of \"warn\", \"signal\"", &e) < 0)
+			return -1;
+		cfg->nvidia_on_change = (enum vgp_nvidia_on_change) e;
+	}
+	return 0;
+}
+
 int
 vgp_config_parse(const char *text, size_t len, const char *source, struct vgp_config *cfg, vgp_error_t *err)
 {
@@ -409,21 +430,8 @@ vgp_config_parse(const char *text, size_t len, const char *source, struct vgp_co
 		c_out.persist = (enum vgp_persist) e;
 	}
 
-	if ((v = json_object_get(root, "nvidiaDevicePlugin")) != NULL) {
-		static const char *const nv_keys[] = { "onChange", NULL };
-		static const char *const nv_names[] = { "warn", "signal", NULL };
-		json_t *w;
-		if (!json_is_object(v))
-			return cfg_expected(&c, "nvidiaDevicePlugin", v, "an object (key onChange)");
-		if (cfg_check_keys(&c, "nvidiaDevicePlugin", v, nv_keys, "onChange") < 0)
-			return -1;
-		if ((w = json_object_get(v, "onChange")) != NULL) {
-			if (parse_enum(&c, "nvidiaDevicePlugin.onChange", w, nv_names, "one of \"warn\", \"signal\"",
-				       &e) < 0)
-				return -1;
-			c_out.nvidia_on_change = (enum vgp_nvidia_on_change) e;
-		}
-	}
+	if ((v = json_object_get(root, "nvidiaDevicePlugin")) != NULL && parse_nvidia(&c, v, &c_out) < 0)
+		return -1;
 
 	if ((v = json_object_get(root, "nodes")) != NULL) {
 		if (parse_nodes(&c, v, &c_out) < 0)
