@@ -28,6 +28,28 @@ for a in sorted(os.listdir(os.path.join(root, "sys/bus/pci/devices"))):
 PY
 }
 
+# Runs the command in the background (output in $T/out), sends SIG once the node has seen WRITES sysfs writes,
+# and checks that it exited non-zero of its own accord, saying "interrupted by SIG<sig>"; RC is its exit code.
+stop_after_writes() { # WHAT ROOT SIG WRITES COMMAND...
+	local what=$1 root=$2 sig=$3 writes=$4 pid i
+	shift 4
+	"$@" >"$T/out" 2>&1 &
+	pid=$!
+	for i in $(seq 2000); do
+		[ "$(wc -l <"$root/.sim/writes.log" 2>/dev/null || echo 0)" -ge "$writes" ] && break
+		kill -0 $pid 2>/dev/null || break
+		sleep 0.005
+	done
+	kill -"$sig" $pid 2>/dev/null || fail "$what ended before SIG$sig: $(tail -n 3 "$T/out")"
+	set +e
+	wait $pid
+	RC=$?
+	set -e
+	[ "$RC" != 0 ] || fail "$what, SIG$sig: exited 0"
+	[ "$RC" -lt 128 ] || fail "$what, SIG$sig: killed by the signal (exit $RC)"
+	grep -q "interrupted by SIG$sig" "$T/out" || fail "$what, SIG$sig: no 'interrupted by SIG$sig' message"
+}
+
 n=0
 for spec in TERM:1:1 INT:3:2 HUP:6:1 TERM:9:2 INT:14:1 TERM:2:2; do
 	IFS=: read -r sig after par <<<"$spec"
@@ -35,22 +57,9 @@ for spec in TERM:1:1 INT:3:2 HUP:6:1 TERM:9:2 INT:14:1 TERM:2:2; do
 	R=$(vgp_node "s$n" --preset demo8)
 	vgp_sim_start "$R"
 	SF="$R/var/lib/vfio-gpu-plugin/state.json"
-	$VGP_WRAP "$(vgp_cli)" --host-root "$R" --pci-ids "$PCI_IDS" --vfio-wait 2 --device 10de:26b9 --count all \
-		--parallel "$par" bind >"$T/out" 2>&1 &
-	pid=$!
-	for i in $(seq 2000); do
-		[ "$(wc -l <"$R/.sim/writes.log" 2>/dev/null || echo 0)" -ge "$after" ] && break
-		kill -0 $pid 2>/dev/null || break
-		sleep 0.005
-	done
-	kill -"$sig" $pid 2>/dev/null || fail "bind ended before $after writes: $(tail -n 3 "$T/out")"
-	set +e
-	wait $pid
-	RC=$?
-	set -e
-	[ "$RC" != 0 ] || fail "SIG$sig after $after writes: bind exited 0"
-	[ "$RC" -lt 128 ] || fail "SIG$sig after $after writes: bind was killed by the signal (exit $RC)"
-	grep -q "interrupted by SIG$sig" "$T/out" || fail "SIG$sig: no 'interrupted by SIG$sig' message"
+	stop_after_writes "bind after $after writes" "$R" "$sig" "$after" \
+		$VGP_WRAP "$(vgp_cli)" --host-root "$R" --pci-ids "$PCI_IDS" --vfio-wait 2 --device 10de:26b9 \
+		--count all --parallel "$par" bind
 	vgp_check_consistent "$R"
 	journal_matches "$R" "$SF" || fail "SIG$sig after $after writes: journal and node disagree"
 	moved=$(grep -cE '^[0-9a-f:.]+ +bound ' "$T/out" || true)
@@ -70,22 +79,8 @@ for spec in TERM:1:1 INT:4:2 HUP:7:1; do
 	vgp_run --host-root "$R" --pci-ids "$PCI_IDS" --vfio-wait 2 --device 10de:26b9 --count all bind
 	vgp_expect_rc 0
 	w0=$(vgp_writes "$R")
-	$VGP_WRAP "$(vgp_cli)" --host-root "$R" --pci-ids "$PCI_IDS" --vfio-wait 2 --parallel "$par" release \
-		>"$T/out" 2>&1 &
-	pid=$!
-	for i in $(seq 2000); do
-		[ "$(wc -l <"$R/.sim/writes.log" 2>/dev/null || echo 0)" -ge $((w0 + after)) ] && break
-		kill -0 $pid 2>/dev/null || break
-		sleep 0.005
-	done
-	kill -"$sig" $pid 2>/dev/null || fail "release ended before $after writes: $(tail -n 3 "$T/out")"
-	set +e
-	wait $pid
-	RC=$?
-	set -e
-	[ "$RC" != 0 ] || fail "release, SIG$sig after $after writes: exited 0"
-	[ "$RC" -lt 128 ] || fail "release, SIG$sig after $after writes: killed by the signal (exit $RC)"
-	grep -q "interrupted by SIG$sig" "$T/out" || fail "release, SIG$sig: no 'interrupted by SIG$sig' message"
+	stop_after_writes "release after $after writes" "$R" "$sig" $((w0 + after)) \
+		$VGP_WRAP "$(vgp_cli)" --host-root "$R" --pci-ids "$PCI_IDS" --vfio-wait 2 --parallel "$par" release
 	vgp_check_consistent "$R"
 	journal_matches "$R" "$SF" || fail "release, SIG$sig after $after writes: journal and node disagree"
 	rc1=$RC
