@@ -17,10 +17,10 @@
 #define MODEL_LEN 128
 #define LABEL_LEN 64
 
-/* Static, so each of the two files has its copy: metrics.c counts an observation into a bucket, metrics_render.c
- * writes the le labels. */
-static const double buckets[] = { VGP_METRICS_BUCKETS };
-#define N_BUCKETS ARRAY_SIZE(buckets)
+/* The histograms' upper bounds (metrics.h), defined in metrics.c: it counts an observation into a bucket,
+ * metrics_render.c writes the le labels. */
+#define N_BUCKETS (sizeof((const double[]){ VGP_METRICS_BUCKETS }) / sizeof(double))
+extern const double metrics_buckets[N_BUCKETS];
 
 struct gpu {
 	char addr[VGP_ADDR_LEN];

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+const double metrics_buckets[N_BUCKETS] = { VGP_METRICS_BUCKETS };
+
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct reg R = { .version = "unknown" };
 
@@ -203,7 +205,7 @@ vgp_metrics_engine_result(bool release, const char *resource, const char *outcom
 		if (h != NULL) {
 			double s = ms > 0 ? (double) ms / 1000.0 : 0.0;
 			size_t b = 0;
-			while (b < N_BUCKETS && s > buckets[b])
+			while (b < N_BUCKETS && s > metrics_buckets[b])
 				b++;
 			if (b < N_BUCKETS)
 				h->bucket[b]++;

@@ -196,7 +196,7 @@ render_hists(struct out *o, const struct hist *h, size_t n, bool release)
 			cum += h[i].bucket[b];
 			put(o, "%s_bucket{", name);
 			put_label(o, true, "resource", h[i].resource);
-			put(o, ",le=\"%g\"} %llu\n", buckets[b], cum);
+			put(o, ",le=\"%g\"} %llu\n", metrics_buckets[b], cum);
 		}
 		put(o, "%s_bucket{", name);
 		put_label(o, true, "resource", h[i].resource);
