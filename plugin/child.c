@@ -97,25 +97,20 @@ reap_until(pid_t pid, long deadline, int *status)
 }
 
 int
-vgp_child_run(int (*fn)(int fd, void *arg), void *arg, int timeout_ms, struct vgp_child_result *r,
-	      vgp_error_t *err)
+vgp_child_start(int (*fn)(int fd, void *arg), void *arg, pid_t *pid, int *fd, vgp_error_t *err)
 {
-	int p[2], status;
-	pid_t pid;
-	long deadline;
+	int p[2];
 
-	memset(r, 0, sizeof *r);
-	r->status = -1;
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return vgp_make_error(err, errno, "pipe");
-	pid = fork();
-	if (pid < 0) {
+	*pid = fork();
+	if (*pid < 0) {
 		int ec = errno;
 		close(p[0]);
 		close(p[1]);
 		return vgp_make_error(err, ec, "fork");
 	}
-	if (pid == 0) {
+	if (*pid == 0) {
 		/* Only async-signal-safe calls from here (the parent may have other threads, in the middle of a malloc).
 		 * Close every descriptor but the standard ones and our pipe: without an exec, O_CLOEXEC does not act,
 		 * and a child that inherited another worker's pipe would keep that pipe open, so that worker would
@@ -130,23 +125,50 @@ vgp_child_run(int (*fn)(int fd, void *arg), void *arg, int timeout_ms, struct vg
 		_exit(rc);
 	}
 	close(p[1]);
-	deadline = vgp_now_ms() + timeout_ms;
-	read_until(p[0], deadline, r);
-	close(p[0]);
-	if (reap_until(pid, deadline, &r->status) == 0) {
-		if (r->n_out >= 2 && (unsigned char) r->out[r->n_out - 2] == CHILD_RC_MARK && WIFEXITED(r->status)) {
-			r->status = W_EXITCODE((unsigned char) r->out[r->n_out - 1], 0);
-			r->n_out -= 2;
-			r->out[r->n_out] = '\0';
-		}
-		return 0;
-	}
+	*fd = p[0];
+	return 0;
+}
+
+bool
+vgp_child_end(pid_t pid, long deadline, int *status)
+{
+	int st;
+
+	if (reap_until(pid, deadline, status) == 0)
+		return true;
 	kill(pid, SIGKILL);
 	for (int i = 0; i < CHILD_REAP_TRIES; i++) { /* reap it if it can die; in a real D state it cannot */
-		if (waitpid(pid, &status, WNOHANG) == pid)
+		if (waitpid(pid, &st, WNOHANG) == pid)
 			break;
 		vgp_sleep_ms(CHILD_POLL_MS);
 	}
-	r->timed_out = true;
+	*status = -1;
+	return false;
+}
+
+int
+vgp_child_run(int (*fn)(int fd, void *arg), void *arg, int timeout_ms, struct vgp_child_result *r,
+	      vgp_error_t *err)
+{
+	pid_t pid;
+	int fd;
+	long deadline;
+
+	memset(r, 0, sizeof *r);
+	r->status = -1;
+	if (vgp_child_start(fn, arg, &pid, &fd, err) < 0)
+		return -1;
+	deadline = vgp_now_ms() + timeout_ms;
+	read_until(fd, deadline, r);
+	close(fd);
+	if (!vgp_child_end(pid, deadline, &r->status)) {
+		r->timed_out = true;
+		return 0;
+	}
+	if (r->n_out >= 2 && (unsigned char) r->out[r->n_out - 2] == CHILD_RC_MARK && WIFEXITED(r->status)) {
+		r->status = W_EXITCODE((unsigned char) r->out[r->n_out - 1], 0);
+		r->n_out -= 2;
+		r->out[r->n_out] = '\0';
+	}
 	return 0;
 }

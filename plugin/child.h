@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "error.h"
 
@@ -22,6 +23,13 @@ struct vgp_child_result {
  * it could not be started (pipe, fork). */
 int vgp_child_run(int (*fn)(int fd, void *arg), void *arg, int timeout_ms, struct vgp_child_result *r,
 		  vgp_error_t *err);
+
+/* The same child, streaming: vgp_child_start forks it (fn as above) and gives the read end of its pipe (*fd, the
+ * caller closes it); vgp_child_end reaps it when it exits before the deadline (true, its waitpid status in *status),
+ * else kills it and, when it cannot die, abandons it (false, *status -1). The exit code's trailer (2 bytes) follows
+ * whatever fn wrote. */
+int vgp_child_start(int (*fn)(int fd, void *arg), void *arg, pid_t *pid, int *fd, vgp_error_t *err);
+bool vgp_child_end(pid_t pid, long deadline, int *status);
 
 /* Monotonic milliseconds; a sleep that resumes after signals. */
 long vgp_now_ms(void);

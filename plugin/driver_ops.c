@@ -13,6 +13,7 @@
 #include "child.h"
 #include "engine-internal.h"
 #include "hostfs.h"
+#include "locked_attr.h"
 #include "util.h"
 
 int

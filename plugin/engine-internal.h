@@ -25,6 +25,7 @@
 #include "child.h"
 #include "error.h"
 #include "journal.h"
+#include "locked_attr.h"
 #include "pci.h"
 #include "plan.h"
 #include "vfio.h"
@@ -147,8 +148,13 @@ int eng_preconditions(struct eng *e, bool need_vfio, vgp_error_t *err);
 /* ---- group_bind.c */
 /* Move the group of plan GPU g to vfio-pci. Records one result. */
 void group_bind(struct eng *e, const struct vgp_plan_gpu *g);
-/* Does a planned group need anything (a member off vfio, an override to set, a journal entry to finish)? */
-bool group_needs_work(struct eng *e, const struct vgp_plan_gpu *g);
+/* driver_override of every function on vfio-pci in the planned passthrough groups not done yet, in one pass
+ * (locked_attr.h), for group_needs_work: *ov sorted by address (free() it). A read that was not made leaves its
+ * group looking as if it needs work: the bind step reads again and says why. */
+void group_read_overrides(struct eng *e, struct vgp_locked_read **ov, size_t *n);
+/* Does a planned group need anything (a member off vfio, an override to set, a journal entry to finish)? ov: what
+ * group_read_overrides read. */
+bool group_needs_work(struct eng *e, const struct vgp_plan_gpu *g, const struct vgp_locked_read *ov, size_t n_ov);
 
 /* ---- parallel.c */
 /* Run fn(e, i, arg) for i in [0, n) on up to e->o->parallel threads at once (0: n), each with its own result slot;

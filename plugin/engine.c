@@ -343,7 +343,10 @@ report_known(struct eng *e)
 static size_t
 pick_work(struct eng *e, const struct vgp_plan_gpu **work)
 {
-	size_t nw = 0;
+	_cleanup_free_ struct vgp_locked_read *ov = NULL;
+	size_t nw = 0, n_ov;
+
+	group_read_overrides(e, &ov, &n_ov);
 	for (size_t i = 0; i < e->plan.n; i++) {
 		const struct vgp_plan_gpu *g = &e->plan.gpus[i];
 		const char *addr = e->inv.devs[g->dev].addr;
@@ -351,7 +354,7 @@ pick_work(struct eng *e, const struct vgp_plan_gpu **work)
 			continue;
 		if (eng_addr_in(e->done, e->n_done, addr))
 			continue;
-		if (g->action == VGP_ACT_PASSTHROUGH && !group_needs_work(e, g)) {
+		if (g->action == VGP_ACT_PASSTHROUGH && !group_needs_work(e, g, ov, n_ov)) {
 			eng_addr_add(&e->done, &e->n_done, addr);
 			eng_result(e, addr, g->resource, VGP_OUT_PASSTHROUGH, 0, g->n_members, "%s", g->reason);
 			continue;

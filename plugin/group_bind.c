@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "engine-internal.h"
+#include "locked_attr.h"
 #include "log.h"
 #include "util.h"
 
@@ -270,22 +271,64 @@ group_bind(struct eng *e, const struct vgp_plan_gpu *g)
 	finish_failed(e, &mv, why, sizeof why);
 }
 
+static int
+cmp_read(const void *a, const void *b)
+{
+	return strcmp(((const struct vgp_locked_read *) a)->addr, ((const struct vgp_locked_read *) b)->addr);
+}
+
+void
+group_read_overrides(struct eng *e, struct vgp_locked_read **ov, size_t *n)
+{
+	_cleanup_error_ vgp_error_t err = NULL;
+	size_t k = 0;
+
+	*ov = NULL;
+	*n = 0;
+	for (size_t i = 0; i < e->plan.n; i++)
+		if (e->plan.gpus[i].action == VGP_ACT_PASSTHROUGH)
+			k += e->plan.gpus[i].n_members;
+	if (k == 0 || (*ov = calloc(k, sizeof **ov)) == NULL)
+		return; /* out of memory: every group looks as if it needs work, and the bind step reads each */
+	for (size_t i = 0; i < e->plan.n; i++) {
+		const struct vgp_plan_gpu *g = &e->plan.gpus[i];
+
+		if (g->action != VGP_ACT_PASSTHROUGH || eng_addr_in(e->done, e->n_done, e->inv.devs[g->dev].addr))
+			continue;
+		for (size_t m = 0; m < g->n_members; m++) {
+			const char *addr = e->inv.devs[g->members[m]].addr;
+			char cur[VGP_DRIVER_LEN];
+			fn_driver(e, addr, cur);
+			if (strcmp(cur, "vfio-pci") == 0)
+				snprintf((*ov)[(*n)++].addr, VGP_ADDR_LEN, "%s", addr);
+		}
+	}
+	if (*n > 0 && vgp_read_locked_attrs(e->root, "driver_override", e->unbind_ms, *ov, *n, &err) < 0) {
+		*n = 0; /* no child: the bind step reads each again and says why */
+		return;
+	}
+	qsort(*ov, *n, sizeof **ov, cmp_read);
+}
+
 /* Does a planned group need anything (a member off vfio, an override to set, a journal entry to finish)? */
 bool
-group_needs_work(struct eng *e, const struct vgp_plan_gpu *g)
+group_needs_work(struct eng *e, const struct vgp_plan_gpu *g, const struct vgp_locked_read *ov, size_t n_ov)
 {
 	for (size_t i = 0; i < g->n_members; i++) {
 		const struct vgp_pci_dev *d = &e->inv.devs[g->members[i]];
 		struct vgp_journal_entry *je = vgp_journal_find(&e->j, d->addr);
-		char cur[VGP_DRIVER_LEN], ov[VGP_DRIVER_LEN];
+		char cur[VGP_DRIVER_LEN];
 		fn_driver(e, d->addr, cur);
 		if (!vgp_driver_is_vfio(cur))
 			return true;
 		if (strcmp(cur, "vfio-pci") == 0) {
-			_cleanup_error_ vgp_error_t err = NULL;
+			struct vgp_locked_read key = { 0 };
+			const struct vgp_locked_read *r;
 
-			if (fn_override(e, d->addr, ov, &err) < 0 || strcmp(ov, "vfio-pci") != 0)
-				return true; /* a lock held elsewhere: the bind step says so */
+			snprintf(key.addr, sizeof key.addr, "%s", d->addr);
+			r = n_ov ? bsearch(&key, ov, n_ov, sizeof *ov, cmp_read) : NULL;
+			if (r == NULL || r->status != 0 || strcmp(r->value, "vfio-pci") != 0)
+				return true; /* not read (a lock held elsewhere: the bind step says so), or not set */
 		}
 		if (je && je->state != VGP_J_BOUND)
 			return true;

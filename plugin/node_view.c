@@ -9,6 +9,7 @@
 
 #include "engine-internal.h"
 #include "hostfs.h"
+#include "locked_attr.h"
 #include "log.h"
 #include "util.h"
 
@@ -84,32 +85,50 @@ node_plan(const char *root, const struct vgp_engine_opts *o, const struct vgp_jo
 	return 0;
 }
 
-/* driver_override of the functions of planned groups only (for `plan`'s report), each read in a child under the
- * unbind timeout: the read takes the device lock, which someone's hung unbind may hold. */
+/* driver_override of the functions of planned groups only (for `plan`'s report), read by one child under the unbind
+ * timeout each (locked_attr.h): the read takes the device lock, which someone's hung unbind may hold. */
 static void
 read_planned_overrides(const char *root, const struct vgp_engine_opts *o, struct vgp_inventory *inv,
 		       const struct vgp_plan *plan)
 {
 	int ms = o->unbind_timeout_ms > 0 ? o->unbind_timeout_ms : VGP_UNBIND_TIMEOUT_MS_DEFAULT;
+	_cleanup_free_ struct vgp_locked_read *ov = NULL;
+	_cleanup_free_ size_t *dev = NULL;
+	_cleanup_error_ vgp_error_t e = NULL;
+	size_t n = 0, k = 0;
 
+	for (size_t i = 0; i < plan->n; i++)
+		if (plan->gpus[i].action == VGP_ACT_BIND || plan->gpus[i].action == VGP_ACT_PASSTHROUGH)
+			n += plan->gpus[i].n_members;
+	if (n == 0)
+		return;
+	ov = calloc(n, sizeof *ov);
+	dev = calloc(n, sizeof *dev);
+	if (ov == NULL || dev == NULL) {
+		log_warn("driver_override not read: out of memory");
+		return;
+	}
 	for (size_t i = 0; i < plan->n; i++) {
 		const struct vgp_plan_gpu *g = &plan->gpus[i];
 
 		if (g->action != VGP_ACT_BIND && g->action != VGP_ACT_PASSTHROUGH)
 			continue;
-		for (size_t m = 0; m < g->n_members; m++) {
-			struct vgp_pci_dev *d = &inv->devs[g->members[m]];
-			_cleanup_error_ vgp_error_t e = NULL;
-			char ov[VGP_DRIVER_LEN];
-
-			if (vgp_read_locked_attr(root, d->addr, "driver_override", ms, ov, sizeof ov, &e) < 0) {
-				if (e->status == ETIMEDOUT)
-					log_warn("%s", vgp_error_text(e));
-				continue;
-			}
-			if (strcmp(ov, "(null)") != 0)
-				snprintf(d->driver_override, sizeof d->driver_override, "%s", ov);
+		for (size_t m = 0; m < g->n_members; m++, k++) {
+			dev[k] = g->members[m];
+			snprintf(ov[k].addr, sizeof ov[k].addr, "%s", inv->devs[dev[k]].addr);
 		}
+	}
+	if (vgp_read_locked_attrs(root, "driver_override", ms, ov, n, &e) < 0) {
+		log_warn("driver_override not read: %s", vgp_error_text(e));
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (ov[i].status == ETIMEDOUT)
+			log_warn("%s: reading driver_override did not return within %d ms: another task holds the device "
+				 "lock (an unbind that hangs); nothing is written to it", ov[i].addr, ms);
+		else if (ov[i].status == 0 && strcmp(ov[i].value, "(null)") != 0)
+			snprintf(inv->devs[dev[i]].driver_override, sizeof inv->devs[dev[i]].driver_override, "%s",
+				 ov[i].value);
 	}
 }
 

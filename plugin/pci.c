@@ -14,9 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <sys/wait.h>
 
-#include "child.h"
 #include "hostfs.h"
 #include "log.h"
 
@@ -309,7 +307,7 @@ count_virtfn(const char *host_root, const char *addr)
 /* driver, group, NUMA, SR-IOV, boot_vga, topology, nvidia minor: plain sysfs and /proc reads, none of which takes
  * the device lock. driver_override and sriov_numvfs, whose reads do (they hang in D state while anyone's unbind of
  * the device hangs, our own or another tool's), are never read here: the bind engine reads driver_override of the
- * functions of planned groups only, each under the unbind timeout (vgp_read_locked_attr); the VFs are counted from
+ * functions of planned groups only, each under the unbind timeout (locked_attr.h); the VFs are counted from
  * the virtfn<N> links. */
 static int
 fill_sysfs(const char *host_root, const char *sysdevs_real, struct vgp_pci_dev *d, vgp_error_t *err)
@@ -355,53 +353,6 @@ fill_sysfs(const char *host_root, const char *sysdevs_real, struct vgp_pci_dev *
 	}
 	if (strcmp(d->driver, "nvidia") == 0)
 		d->nvidia_minor = nvidia_minor(host_root, d->addr);
-	return 0;
-}
-
-struct locked_read {
-	const char *path;
-};
-
-/* In the child: the attribute's first bytes to the pipe (open and read may block in the kernel on the device lock). */
-static int
-locked_read_child(int fd, void *arg)
-{
-	const struct locked_read *lr = arg;
-	char buf[256];
-	int in = open(lr->path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (in < 0)
-		return 1;
-	n = read(in, buf, sizeof buf);
-	close(in);
-	if (n < 0)
-		return 1;
-	if (n > 0 && write(fd, buf, (size_t) n) != n)
-		return 1;
-	return 0;
-}
-
-int
-vgp_read_locked_attr(const char *host_root, const char *addr, const char *attr, int timeout_ms, char *buf,
-		     size_t len, vgp_error_t *err)
-{
-	char path[PATH_MAX];
-	struct vgp_child_result r = { 0 };
-	struct locked_read lr = { .path = path };
-
-	if (vgp_host_path(path, sizeof path, host_root, "/sys/bus/pci/devices/%s/%s", addr, attr) < 0)
-		return vgp_make_error(err, errno, "%s: %s", addr, attr);
-	if (vgp_child_run(locked_read_child, &lr, timeout_ms > 0 ? timeout_ms : 1, &r, err) < 0)
-		return vgp_error_wrap(err, "%s: read %s", addr, attr);
-	if (r.timed_out)
-		return vgp_make_error(err, ETIMEDOUT, "%s: reading %s did not return within %d ms: another task holds "
-				      "the device lock (an unbind that hangs); nothing is written to it", addr, attr,
-				      timeout_ms);
-	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0)
-		return vgp_make_error(err, EIO, "%s: cannot read %s", addr, path);
-	r.out[strcspn(r.out, "\n")] = '\0';
-	vgp_escape(r.out, buf, len);
 	return 0;
 }
 

@@ -53,12 +53,6 @@ struct vgp_inventory {
  * counted from the virtfn<N> links): a lock held by anyone (another tool's unbind that hangs) never blocks the scan. */
 int vgp_inventory_scan(const char *host_root, const char *pci_ids, struct vgp_inventory *inv, vgp_error_t *err);
 void vgp_inventory_free(struct vgp_inventory *inv);
-/* Read an attribute whose read takes the device lock (driver_override, sriov_numvfs) in a child under timeout_ms:
- * buf gets its first line (escaped). -1 with *err when it timed out (status ETIMEDOUT: someone holds the device
- * lock; the child is abandoned) or could not be read. Only for functions of planned groups. */
-int vgp_read_locked_attr(const char *host_root, const char *addr, const char *attr, int timeout_ms, char *buf,
-			 size_t len, vgp_error_t *err);
-
 /* Pure helpers on a scanned (or hand-built) inventory. */
 const struct vgp_pci_dev *vgp_inventory_find(const struct vgp_inventory *inv, const char *addr);
 bool vgp_dev_is_bridge(const struct vgp_pci_dev *d);       /* by header type, never by class */

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "locked_attr.h"
 #include "pci.h"
 
 #define PCI_IDS "test/fixtures/pci.ids"
