@@ -77,6 +77,9 @@ void eng_unlock(struct eng *e);
 void eng_result_slot(struct vgp_engine_report *slot);
 struct vgp_gpu_result *eng_result(struct eng *e, const char *addr, const char *resource, enum vgp_outcome out,
 				  long ms, size_t nf, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+/* A group a deferred stop signal kept from starting: its result ("not <verb>: SIGTERM arrived before its turn"),
+ * counted in the report's n_stopped. */
+void eng_not_started(struct eng *e, const char *addr, const char *resource, size_t nf, const char *verb, int sig);
 bool eng_addr_in(char (*list)[VGP_ADDR_LEN], size_t n, const char *addr);
 int eng_addr_add(char (**list)[VGP_ADDR_LEN], size_t *n, const char *addr);
 void eng_addr_del(char (*list)[VGP_ADDR_LEN], size_t *n, const char *addr);

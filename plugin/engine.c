@@ -93,6 +93,23 @@ eng_result(struct eng *e, const char *addr, const char *resource, enum vgp_outco
 	return nr;
 }
 
+void
+eng_not_started(struct eng *e, const char *addr, const char *resource, size_t nf, const char *verb, int sig)
+{
+	struct vgp_gpu_result *nr = eng_result(e, addr, resource, VGP_OUT_FAILED, 0, nf,
+					       "not %s: %s arrived before its turn (nothing written to it)", verb,
+					       vgp_stop_name(sig));
+	struct vgp_engine_report *rep = result_slot ? result_slot : e->rep;
+
+	if (nr == NULL)
+		return;
+	if (rep == e->rep)
+		eng_lock(e);
+	rep->n_stopped++;
+	if (rep == e->rep)
+		eng_unlock(e);
+}
+
 bool
 eng_addr_in(char (*list)[VGP_ADDR_LEN], size_t n, const char *addr)
 {
@@ -373,8 +390,7 @@ bind_one(struct eng *e, size_t i, void *arg)
 	if (sig != 0) {
 		/* a deferred SIGINT/SIGTERM/SIGHUP: the groups already moving finish (or roll back); no other group
 		 * starts. Its unbind lock, if taken, is given back after the round. */
-		eng_result(e, e->inv.devs[work[i]->dev].addr, work[i]->resource, VGP_OUT_FAILED, 0, work[i]->n_members,
-			   "not moved: %s arrived before its turn (nothing written to it)", vgp_stop_name(sig));
+		eng_not_started(e, e->inv.devs[work[i]->dev].addr, work[i]->resource, work[i]->n_members, "moved", sig);
 		return;
 	}
 	group_bind(e, work[i]);
@@ -408,8 +424,11 @@ bind_round(struct eng *e, const struct vgp_plan_gpu **work, size_t nw, vgp_error
 	if (n > 1)
 		log_info("moved %zu groups in %ld ms (%zu at a time)", n, ms, eng_workers(e, n));
 	busy_release_locks(e);
-	if (vgp_stop_requested() != 0)
+	if (vgp_stop_requested() != 0) {
+		if (e->n_ex != ex_before)
+			e->rep->n_stopped++; /* the excluded GPUs' replacements are not looked for */
 		return 0; /* stopping: no re-plan */
+	}
 	return e->n_ex != ex_before ? 1 : 0; /* nothing stuck: no replacement to look for */
 }
 

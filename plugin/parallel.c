@@ -61,6 +61,7 @@ merge(struct eng *e, struct vgp_engine_report *slots, size_t n)
 			memcpy(&nr[rep->n], slots[i].r, slots[i].n * sizeof *nr);
 			rep->n += slots[i].n;
 			rep->n_failed += slots[i].n_failed;
+			rep->n_stopped += slots[i].n_stopped;
 		} else {
 			for (size_t k = 0; k < slots[i].n; k++)
 				free(slots[i].r[k].msg);

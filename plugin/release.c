@@ -287,8 +287,7 @@ release_one(struct eng *e, size_t i, void *arg)
 
 	if (sig != 0) {
 		/* a deferred SIGINT/SIGTERM/SIGHUP: the groups already returning finish; no other group starts */
-		eng_result(e, job->gpus[i], "", VGP_OUT_FAILED, 0, 0,
-			   "not released: %s arrived before its turn (nothing written to it)", vgp_stop_name(sig));
+		eng_not_started(e, job->gpus[i], "", 0, "released", sig);
 		return;
 	}
 	release_group(e, job->gpus[i], job->force);

@@ -65,6 +65,8 @@ struct vgp_engine_report {
 	struct vgp_gpu_result *r;        /* bind: one per selected GPU, then skipped/stuck ones; release: per GPU */
 	size_t n;
 	size_t n_failed;                 /* results that are not passthrough/bound/released/skipped-busy */
+	size_t n_stopped;                /* groups not started (or replacements not looked for) because a deferred
+	                                    stop signal arrived: the run was cut short (bind, release) */
 	bool rebooted;                   /* the journal came from another boot */
 	bool have_plan;                  /* bind: inv and plan below are valid (also after a failure, when the
 	                                    node could be scanned) */

@@ -187,8 +187,9 @@ lock_journal(const struct opts *o, struct vgp_instance_lock *l, vgp_error_t *err
 	return vgp_instance_lock(path, (int) (o->lock_wait * 1000), what, l, err);
 }
 
-/* bind or release stopped by a deferred stop signal: the groups in progress finished, no other started. The error
- * replaces whatever the run returned; `done` counts the GPUs with that outcome (bind: also those already there). */
+/* bind or release cut short by a deferred stop signal (rep->n_stopped: groups it kept from starting): the groups in
+ * progress finished, no other started. A signal that came after every group had started cuts nothing: the run's own
+ * result stands. The error replaces whatever the run returned; `done` counts the GPUs with that outcome (bind: also those already there). */
 static int
 interrupted(const struct vgp_engine_report *rep, enum vgp_outcome done_outcome, const char *where, vgp_error_t *err)
 {
@@ -224,7 +225,7 @@ cmd_bind(const struct opts *o, vgp_error_t *err)
 		_cleanup_free_ char *msg = nvidia_plugin_warning(o, &rep);
 		if (msg != NULL)
 			fprintf(stderr, "warning: %s\n", msg);
-		if (vgp_stop_pending() != 0)
+		if (vgp_stop_pending() != 0 && rep.n_stopped > 0)
 			ret = interrupted(&rep, VGP_OUT_BOUND, "on vfio-pci", err);
 	}
 	vgp_engine_report_free(&rep);
@@ -250,7 +251,7 @@ cmd_release(const struct opts *o, vgp_error_t *err)
 	int ret = vgp_release(&eo, (const char *const *) o->args, o->n_args, o->force, &rep, err);
 	vgp_instance_unlock(&lk);
 	print_results(stdout, &rep);
-	if (vgp_stop_pending() != 0)
+	if (vgp_stop_pending() != 0 && rep.n_stopped > 0)
 		ret = interrupted(&rep, VGP_OUT_RELEASED, "given back", err);
 	/* everything given back: the node serves no GPU any more, its NFD labels go */
 	_cleanup_error_ vgp_error_t nfd_err = NULL;
