@@ -62,20 +62,28 @@ bind_locked(const struct opts *o, struct node_state *s, struct vgp_engine_report
 	return 0;
 }
 
-/* The log lines after the bind: each GPU not moved now (the engine logs each move as it happens), the plan's
- * warnings, and NVIDIA's device plugin told (nvidiaDevicePlugin.onChange signal) or warned about. */
+/* Each GPU the bind did not move now (the engine logs each move as it happens): also when the bind ended without
+ * a plan to serve, so that the log says why before serve exits. */
+static void
+log_results(const struct vgp_engine_report *rep)
+{
+	for (size_t i = 0; i < rep->n; i++) {
+		const struct vgp_gpu_result *r = &rep->r[i];
+		if (r->outcome != VGP_OUT_BOUND)
+			log_info("%s %s%s%s", r->addr, vgp_outcome_name(r->outcome), r->msg ? ": " : "",
+				 r->msg ? r->msg : "");
+	}
+}
+
+/* The log lines after a bind that left a plan: the plan's warnings, and NVIDIA's device plugin told
+ * (nvidiaDevicePlugin.onChange signal) or warned about. */
 static void
 log_bind(const struct opts *o, const struct node_state *s, const struct vgp_engine_report *rep)
 {
 	size_t n_bound = 0;
 
-	for (size_t i = 0; i < rep->n; i++) {
-		const struct vgp_gpu_result *r = &rep->r[i];
-		n_bound += r->outcome == VGP_OUT_BOUND;
-		if (r->outcome != VGP_OUT_BOUND)
-			log_info("%s %s%s%s", r->addr, vgp_outcome_name(r->outcome), r->msg ? ": " : "",
-				 r->msg ? r->msg : "");
-	}
+	for (size_t i = 0; i < rep->n; i++)
+		n_bound += rep->r[i].outcome == VGP_OUT_BOUND;
 	for (size_t w = 0; w < rep->plan.n_warnings; w++)
 		log_warn("%s", rep->plan.warnings[w]);
 	if (n_bound > 0 && s->cfg.nvidia_on_change == VGP_NVIDIA_SIGNAL) {
@@ -178,6 +186,7 @@ cmd_serve(const struct opts *o, const char *version, vgp_error_t *err)
 	vgp_serve_hold_signals();
 	if (take_serve_lock(o, &serve_lock, err) < 0 || bind_locked(o, &s, &rep, &bind_err, err) < 0)
 		goto out;
+	log_results(&rep);
 	if (!rep.have_plan) {
 		*err = steal_pointer(&bind_err);
 		goto out;
