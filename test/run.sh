@@ -47,12 +47,18 @@ start_job() { # $1 = log, $2... = command
 	running[$!]=$log
 }
 
-# Report every job that has ended (its $log.rc is there) and reap it.
+# Report every job that has ended (its $log.rc is there, or its wrapper is gone without writing one: a failure)
+# and reap it.
 reap_jobs() { # $1 = label
-	local label=$1 pid log name rc secs
+	local label=$1 pid log name rc secs w
 	for pid in "${!running[@]}"; do
 		log=${running[$pid]}
-		[ -f "$log.rc" ] || continue
+		if [ ! -f "$log.rc" ]; then
+			kill -0 "$pid" 2>/dev/null && continue
+			wait "$pid" 2>/dev/null
+			w=$?
+			[ -f "$log.rc" ] || echo "$((w ? w : 1)) 0" >"$log.rc"
+		fi
 		wait "$pid" 2>/dev/null
 		unset "running[$pid]"
 		read -r rc secs <"$log.rc"
