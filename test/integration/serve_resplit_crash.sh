@@ -28,6 +28,22 @@ converged() { # N: serve serves N, nothing draining
 
 # One node per direction; serve runs at FROM. Each K: the change to TO killed after its K-th write, serve restarted
 # (repair, converge to TO, checked), then the config back to FROM live, for the next K.
+# A container runtime restarts a killed plugin once every process of its container is gone. Here a child the
+# killed serve had just forked (an unbind write, a driver_override read) is not killed with it and holds a copy of
+# the serve lock's descriptor until its first step closes it: wait for the lock like the runtime would, and name
+# the holders if it stays taken.
+serve_lock_free() { # ROOT
+	local f p
+	for f in "$1"/var/lib/vfio-gpu-plugin/serve-*.lock; do
+		[ -e "$f" ] || continue
+		flock -x -w 10 "$f" true && continue
+		for p in /proc/[0-9]*; do
+			ls -l "$p/fd" 2>/dev/null | grep -qF "$f" && echo "held by pid ${p#/proc/} ($(cat "$p/comm"))" >&2
+		done
+		fail "the serve lock $f is still held 10 s after the serve was killed"
+	done
+}
+
 direction() { # FROM TO
 	local from=$1 to=$2 k total rc
 	R=$(vgp_node "n-$from-$to" --preset demo8)
@@ -57,6 +73,7 @@ direction() { # FROM TO
 		rc=$?
 		set -e
 		SERVE_PID=
+		serve_lock_free "$R"
 		vgp_faults "$R" '{}'
 		rs_serve_start "$R" "$T/cm-$from-$to/config.json"
 		converged "$to"
