@@ -85,12 +85,10 @@ node_plan(const char *root, const struct vgp_engine_opts *o, const struct vgp_jo
 	return 0;
 }
 
-/* driver_override of the functions of planned groups only (for `plan`'s report), read by one child under the unbind
- * timeout each (locked_attr.h): the read takes the device lock, which someone's hung unbind may hold. */
-static void
-read_planned_overrides(const char *root, const struct vgp_engine_opts *o, struct vgp_inventory *inv,
-		       const struct vgp_plan *plan)
+void
+vgp_plan_read_overrides(const struct vgp_engine_opts *o, struct vgp_inventory *inv, const struct vgp_plan *plan)
 {
+	const char *root = o->host_root && o->host_root[0] ? o->host_root : "/";
 	int ms = o->unbind_timeout_ms > 0 ? o->unbind_timeout_ms : VGP_UNBIND_TIMEOUT_MS_DEFAULT;
 	_cleanup_free_ struct vgp_locked_read *ov = NULL;
 	_cleanup_free_ size_t *dev = NULL;
@@ -141,7 +139,5 @@ vgp_plan_node(const struct vgp_engine_opts *o, struct vgp_inventory *inv, struct
 	if (node_journal_load(o, &nj, err) == 0)
 		r = node_plan(nj.root, o, &nj.j, NULL, 0, inv, plan, err);
 	vgp_journal_free(&nj.j);
-	if (r == 0)
-		read_planned_overrides(nj.root, o, inv, plan);
 	return r;
 }

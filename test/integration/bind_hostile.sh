@@ -28,9 +28,21 @@ VGP_RUN_TIMEOUT=20 vgp_run "${F[@]}" --address 0000:a4:00.0 bind
 vgp_expect_out 'another task holds the device lock'
 [ "$(vgp_writes_since "$R" '^sys/.*0000:a4:00')" = 0 ] || fail "sysfs writes to the locked GPU: $(tail -n 5 "$R/.sim/writes.log")"
 vgp_expect_driver "$R" 0000:a4:00.0 nvidia
+# plan's report reads the planned functions' driver_override (one child for all): the locked one is named and
+# left unread within the timeout, the others are shown
+VGP_RUN_TIMEOUT=20 vgp_run "${F[@]}" --address 0000:61:00.0 --address 0000:a4:00.0 --json plan
+vgp_expect_rc 0
+vgp_expect_out '0000:a4:00.0: reading driver_override did not return within 1000 ms'
+python3 - "$T/out" <<'PY' || fail "plan --json: driverOverride: $(cat "$T/out")"
+import json, sys
+t = open(sys.argv[1]).read()
+g = {x["address"]: x for x in json.JSONDecoder().raw_decode(t[t.index("{"):])[0]["gpus"]}
+assert g["0000:61:00.0"]["driverOverride"] == "vfio-pci", g["0000:61:00.0"]
+assert g["0000:a4:00.0"]["driverOverride"] is None, g["0000:a4:00.0"]
+PY
 vgp_faults "$R" '{}'
 vgp_check_consistent "$R"
-ok "device lock held on a planned GPU: it fails within the unbind timeout, nothing written to it"
+ok "device lock held on a planned GPU: bind fails within the unbind timeout, nothing written to it; plan names it"
 
 # --- item 7: a process name with escape sequences (any user holding /dev/nvidiaN can set its comm)
 R=$(vgp_node esc --preset demo8)
