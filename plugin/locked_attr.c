@@ -20,6 +20,8 @@
 #include "hostfs.h"
 #include "util.h"
 
+#define LOCKED_EXIT_GRACE_MS 100 /* for a child that sent every answer to exit before it is killed */
+
 /* One answer down the pipe: smaller than PIPE_BUF, so each write arrives whole. */
 struct rec {
 	uint32_t idx;
@@ -136,7 +138,9 @@ vgp_read_locked_attrs(const char *host_root, const char *attr, int timeout_ms, s
 			return vgp_error_wrap(err, "%s: read %s", items[next].addr, attr);
 		next = collect(fd, timeout_ms, items, n, next, &stuck);
 		close(fd);
-		(void) vgp_child_end(pid, stuck ? 0 : vgp_now_ms() + timeout_ms, &status);
+		/* answered (or gone): it exits at once, else it is killed after a short grace (a tool that wraps the
+		 * process, valgrind checking leaks at the child's exit, can take seconds there: nothing we need) */
+		(void) vgp_child_end(pid, stuck ? 0 : vgp_now_ms() + LOCKED_EXIT_GRACE_MS, &status);
 		if (next < n) /* the one it did not answer: stuck behind the device lock, or the child died */
 			items[next++].status = stuck ? ETIMEDOUT : EIO;
 	}
