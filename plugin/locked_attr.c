@@ -139,7 +139,7 @@ vgp_read_locked_attrs(const char *host_root, const char *attr, int timeout_ms, s
 		next = collect(fd, timeout_ms, items, n, next, &stuck);
 		close(fd);
 		/* answered (or gone): it exits at once, else it is killed after a short grace (a tool that wraps the
-		 * process, valgrind checking leaks at the child's exit, can take seconds there: nothing we need) */
+		 * process, valgrind checking leaks at the child's exit, takes ~70 ms there, more under load: nothing we need) */
 		(void) vgp_child_end(pid, stuck ? 0 : vgp_now_ms() + LOCKED_EXIT_GRACE_MS, &status);
 		if (next < n) /* the one it did not answer: stuck behind the device lock, or the child died */
 			items[next++].status = stuck ? ETIMEDOUT : EIO;
