@@ -96,13 +96,11 @@ eng_result(struct eng *e, const char *addr, const char *resource, enum vgp_outco
 void
 eng_not_started(struct eng *e, const char *addr, const char *resource, size_t nf, const char *verb, int sig)
 {
-	struct vgp_gpu_result *nr = eng_result(e, addr, resource, VGP_OUT_FAILED, 0, nf,
-					       "not %s: %s arrived before its turn (nothing written to it)", verb,
-					       vgp_stop_name(sig));
 	struct vgp_engine_report *rep = result_slot ? result_slot : e->rep;
 
-	if (nr == NULL)
-		return;
+	/* counted even when the result cannot be recorded (out of memory): the run still says it was cut */
+	(void) eng_result(e, addr, resource, VGP_OUT_FAILED, 0, nf,
+			  "not %s: %s arrived before its turn (nothing written to it)", verb, vgp_stop_name(sig));
 	if (rep == e->rep)
 		eng_lock(e);
 	rep->n_stopped++;

@@ -82,13 +82,15 @@ static size_t
 collect(int fd, int timeout_ms, struct vgp_locked_read *items, size_t n, size_t from, bool *stuck)
 {
 	size_t next = from;
+	long deadline = vgp_now_ms() + timeout_ms; /* of the answer awaited: a signal does not extend it */
 
 	*stuck = false;
 	while (next < n) {
 		struct pollfd pf = { .fd = fd, .events = POLLIN };
 		struct rec r;
 		ssize_t got;
-		int k = poll(&pf, 1, timeout_ms);
+		long left = deadline - vgp_now_ms();
+		int k = poll(&pf, 1, left > 0 ? (int) left : 0);
 
 		if (k < 0 && errno == EINTR)
 			continue;
@@ -105,6 +107,7 @@ collect(int fd, int timeout_ms, struct vgp_locked_read *items, size_t n, size_t 
 		items[r.idx].status = r.err;
 		vgp_escape(r.value, items[r.idx].value, sizeof items[r.idx].value);
 		next = r.idx + 1;
+		deadline = vgp_now_ms() + timeout_ms;
 	}
 	return next;
 }

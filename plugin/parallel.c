@@ -57,11 +57,12 @@ merge(struct eng *e, struct vgp_engine_report *slots, size_t n)
 		add += slots[i].n;
 	struct vgp_gpu_result *nr = add ? realloc(rep->r, (rep->n + add) * sizeof *nr) : rep->r;
 	for (size_t i = 0; i < n; i++) {
+		/* the counts hold even when the results cannot be kept (out of memory): a failure or a stop is never lost */
+		rep->n_failed += slots[i].n_failed;
+		rep->n_stopped += slots[i].n_stopped;
 		if (nr != NULL) {
 			memcpy(&nr[rep->n], slots[i].r, slots[i].n * sizeof *nr);
 			rep->n += slots[i].n;
-			rep->n_failed += slots[i].n_failed;
-			rep->n_stopped += slots[i].n_stopped;
 		} else {
 			for (size_t k = 0; k < slots[i].n; k++)
 				free(slots[i].r[k].msg);

@@ -82,8 +82,8 @@ cmd_plan(const struct opts *o, vgp_error_t *err)
 	if (ret == 0)
 		ret = vgp_resplit_moves(&s.eo, &s.inv, &s.plan, NULL, 0, assigned, n_assigned, &moves, err);
 	if (ret == 0) {
-		vgp_plan_read_overrides(&s.eo, &s.inv, &s.plan); /* the report's driverOverride */
 		if (o->json) {
+			vgp_plan_read_overrides(&s.eo, &s.inv, &s.plan); /* the report's driverOverride */
 			json_t *j = vgp_report_plan_json(&s.inv, &s.plan, s.node);
 			json_object_set_new(j, "moves", vgp_report_moves_json(&moves));
 			json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);

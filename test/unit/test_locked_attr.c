@@ -6,6 +6,10 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -138,4 +142,56 @@ Test(locked_attr, nothing_to_read)
 	vgp_error_t err = NULL;
 	cr_assert_eq(vgp_read_locked_attrs(root, "driver_override", 100, NULL, 0, &err), 0);
 	cr_assert_null(err);
+}
+
+static void
+on_signal(int sig)
+{
+	(void) sig;
+}
+
+#define PELT_MS 20
+#define PELT_BUDGET_MS 10000 /* 50x the read timeout below: the signals outlast any honest read */
+
+struct pelter {
+	pthread_t target;
+	atomic_bool stop, spent;
+};
+
+/* SIGUSR1 to the target thread every PELT_MS until told to stop or until its budget is spent. */
+static void *
+pelt(void *arg)
+{
+	struct pelter *p = arg;
+	for (int i = 0; i < PELT_BUDGET_MS / PELT_MS && !atomic_load(&p->stop); i++) {
+		pthread_kill(p->target, SIGUSR1);
+		usleep(PELT_MS * 1000);
+	}
+	atomic_store(&p->spent, !atomic_load(&p->stop));
+	return NULL;
+}
+
+/* Signals more often than the timeout (each interrupts the wait): the read still times out, its deadline is not
+ * restarted by each one. A deadline restarted by every signal would wait until the signals stop (the pelter's
+ * budget spent) and fail the last assertion. */
+Test(locked_attr, signals_do_not_extend_the_deadline)
+{
+	struct vgp_locked_read it[2] = { item("0000:01:00.0"), item("0000:02:00.0") };
+	struct sigaction sa = { .sa_handler = on_signal }; /* no SA_RESTART: poll returns EINTR */
+	struct pelter p = { .target = pthread_self() };
+	pthread_t th;
+	vgp_error_t err = NULL;
+
+	attr("0000:01:00.0", "HANG");
+	attr("0000:02:00.0", "vfio-pci\n");
+	cr_assert_eq(sigaction(SIGUSR1, &sa, NULL), 0);
+	cr_assert_eq(pthread_create(&th, NULL, pelt, &p), 0);
+	int r = vgp_read_locked_attrs(root, "driver_override", 200, it, 2, &err);
+	atomic_store(&p.stop, true);
+	pthread_join(th, NULL);
+	cr_assert_not(atomic_load(&p.spent), "the read returned only after the signals stopped");
+	cr_assert_eq(r, 0);
+	cr_assert_eq(it[0].status, ETIMEDOUT);
+	cr_assert_eq(it[1].status, 0);
+	cr_assert_str_eq(it[1].value, "vfio-pci");
 }
