@@ -78,7 +78,7 @@ struct vgp_engine_report {
  * through the bind engine and writes nothing). */
 int vgp_plan_node(const struct vgp_engine_opts *o, struct vgp_inventory *inv, struct vgp_plan *plan,
 		  vgp_error_t *err);
-/* driver_override of the functions of planned groups (inv->devs[].driver_override, for `plan`'s report), read by one
+/* driver_override of the functions of planned groups (inv->devs[].driver_override, for `plan --json`), read by one
  * child, each read under the unbind timeout (locked_attr.h): the read takes the device lock, which someone's hung
  * unbind may hold; one that times out is logged and left "". Serve's plans do without it. */
 void vgp_plan_read_overrides(const struct vgp_engine_opts *o, struct vgp_inventory *inv, const struct vgp_plan *plan);
