@@ -13,7 +13,6 @@
 #include "child.h"
 #include "engine-internal.h"
 #include "hostfs.h"
-#include "locked_attr.h"
 #include "util.h"
 
 int

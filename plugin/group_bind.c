@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "engine-internal.h"
-#include "locked_attr.h"
 #include "log.h"
 #include "util.h"
 

@@ -29,14 +29,14 @@ struct rec {
 	char value[VGP_LOCKED_VALUE_LEN]; /* the first line, NUL-terminated, not yet escaped */
 };
 
-struct batch {
-	char *const *paths; /* NULL where the path did not fit */
-	size_t n, from;
-};
-
 struct paths {
 	char **v; /* one per item, NULL where the path did not fit */
 	size_t n;
+};
+
+struct batch {
+	const struct paths *p;
+	size_t from; /* the first item this child reads */
 };
 
 static void
@@ -53,14 +53,15 @@ static int
 batch_child(int fd, void *arg)
 {
 	const struct batch *b = arg;
+	char *const *path = b->p->v;
 
-	for (size_t i = b->from; i < b->n; i++) {
+	for (size_t i = b->from; i < b->p->n; i++) {
 		struct rec r = { .idx = (uint32_t) i };
 		char buf[256];
 		ssize_t got = -1;
-		int in = b->paths[i] ? open(b->paths[i], O_RDONLY | O_CLOEXEC) : -1;
+		int in = path[i] ? open(path[i], O_RDONLY | O_CLOEXEC) : -1;
 
-		if (b->paths[i] == NULL)
+		if (path[i] == NULL)
 			r.err = ENAMETOOLONG;
 		else if (in < 0)
 			r.err = errno;
@@ -132,7 +133,7 @@ vgp_read_locked_attrs(const char *host_root, const char *attr, int timeout_ms, s
 			return vgp_make_error(err, ENOMEM, "reading %s", attr);
 	}
 	while (next < n) {
-		struct batch b = { .paths = paths.v, .n = n, .from = next };
+		struct batch b = { .p = &paths, .from = next };
 		bool stuck;
 		pid_t pid;
 		int fd, status;
@@ -141,13 +142,23 @@ vgp_read_locked_attrs(const char *host_root, const char *attr, int timeout_ms, s
 			return vgp_error_wrap(err, "%s: read %s", items[next].addr, attr);
 		next = collect(fd, timeout_ms, items, n, next, &stuck);
 		close(fd);
-		/* answered (or gone): it exits at once, else it is killed after a short grace (a tool that wraps the
-		 * process, valgrind checking leaks at the child's exit, takes ~70 ms there, more under load: nothing we need) */
+		/* answered (or gone): it exits at once, else it is killed after a short grace (valgrind's leak check at
+		 * a child's exit takes ~70 ms, more under load: nothing we need) */
 		(void) vgp_child_end(pid, stuck ? 0 : vgp_now_ms() + LOCKED_EXIT_GRACE_MS, &status);
 		if (next < n) /* the one it did not answer: stuck behind the device lock, or the child died */
 			items[next++].status = stuck ? ETIMEDOUT : EIO;
 	}
 	return 0;
+}
+
+int
+vgp_locked_read_error(const struct vgp_locked_read *it, const char *attr, int timeout_ms, vgp_error_t *err)
+{
+	if (it->status == ETIMEDOUT)
+		return vgp_make_error(err, ETIMEDOUT, "%s: reading %s did not return within %d ms: another task holds "
+				      "the device lock (an unbind that hangs); nothing is written to it", it->addr, attr,
+				      timeout_ms);
+	return vgp_make_error(err, it->status, "%s: cannot read %s", it->addr, attr);
 }
 
 int
@@ -159,12 +170,8 @@ vgp_read_locked_attr(const char *host_root, const char *addr, const char *attr, 
 	snprintf(it.addr, sizeof it.addr, "%s", addr);
 	if (vgp_read_locked_attrs(host_root, attr, timeout_ms, &it, 1, err) < 0)
 		return -1;
-	if (it.status == ETIMEDOUT)
-		return vgp_make_error(err, ETIMEDOUT, "%s: reading %s did not return within %d ms: another task holds "
-				      "the device lock (an unbind that hangs); nothing is written to it", addr, attr,
-				      timeout_ms);
 	if (it.status != 0)
-		return vgp_make_error(err, it.status, "%s: cannot read %s", addr, attr);
+		return vgp_locked_read_error(&it, attr, timeout_ms, err);
 	snprintf(buf, len, "%s", it.value);
 	return 0;
 }

@@ -23,6 +23,9 @@ struct vgp_locked_read {
  * -1 with *err when no child could be started. */
 int vgp_read_locked_attrs(const char *host_root, const char *attr, int timeout_ms, struct vgp_locked_read *items,
 			  size_t n, vgp_error_t *err);
+/* The error an item's read ended with (status not 0): "<addr>: reading <attr> did not return within N ms: another
+ * task holds the device lock ..." for ETIMEDOUT, "<addr>: cannot read <attr>" with the errno otherwise. Returns -1. */
+int vgp_locked_read_error(const struct vgp_locked_read *it, const char *attr, int timeout_ms, vgp_error_t *err);
 /* One attribute: buf gets its first line (escaped). -1 with *err when it timed out (status ETIMEDOUT: someone holds
  * the device lock) or could not be read (the errno). */
 int vgp_read_locked_attr(const char *host_root, const char *addr, const char *attr, int timeout_ms, char *buf,

@@ -121,10 +121,11 @@ vgp_plan_read_overrides(const struct vgp_engine_opts *o, struct vgp_inventory *i
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (ov[i].status == ETIMEDOUT)
-			log_warn("%s: reading driver_override did not return within %d ms: another task holds the device "
-				 "lock (an unbind that hangs); nothing is written to it", ov[i].addr, ms);
-		else if (ov[i].status == 0 && strcmp(ov[i].value, "(null)") != 0)
+		if (ov[i].status == ETIMEDOUT) {
+			_cleanup_error_ vgp_error_t terr = NULL;
+			vgp_locked_read_error(&ov[i], "driver_override", ms, &terr);
+			log_warn("%s", vgp_error_text(terr));
+		} else if (ov[i].status == 0 && strcmp(ov[i].value, "(null)") != 0)
 			snprintf(inv->devs[dev[i]].driver_override, sizeof inv->devs[dev[i]].driver_override, "%s",
 				 ov[i].value);
 	}

@@ -190,7 +190,8 @@ lock_journal(const struct opts *o, struct vgp_instance_lock *l, vgp_error_t *err
 
 /* bind or release cut short by a deferred stop signal (rep->n_stopped: groups it kept from starting): the groups in
  * progress finished, no other started. A signal that came after every group had started cuts nothing: the run's own
- * result stands. The error replaces whatever the run returned; `done` counts the GPUs with that outcome (bind: also those already there). */
+ * result stands. The error replaces whatever the run returned; `done` counts the GPUs with that outcome (bind: also
+ * those already there). */
 static int
 interrupted(const struct vgp_engine_report *rep, enum vgp_outcome done_outcome, const char *where, vgp_error_t *err)
 {
